@@ -1,0 +1,30 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make demo   set up, train a small char-RNN on Shakespeare, print generated text
+#   make test   set up, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch first, pinned: 2.13.0 is the CPU wheel here; an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup demo test
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	WANDB_MODE=offline $(VENV)/bin/zoo fit --config configs/char_rnn/shakespeare_stateful.yaml \
+		--data.source shakespeare --trainer.max_time 00:00:03:00 --trainer.max_epochs 1 \
+		--trainer.limit_val_batches 20 --trainer.default_root_dir $(DEMO_DIR) \
+		--trainer.logger.init_args.save_dir $(DEMO_DIR)
+	$(VENV)/bin/zoo generate --checkpoint "$$(ls -t $(DEMO_DIR)/*/*/checkpoints/last.ckpt | head -1)" \
+		--prompt "ROMEO:" --length 400 --temperature 0.8
+
+test: setup
+	$(PY) -m pytest -q

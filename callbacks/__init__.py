@@ -1,0 +1,7 @@
+"""Callbacks that plug into any Lightning Trainer."""
+
+from callbacks.hidden_state import HiddenStateCallback
+from callbacks.sample_text import SampleTextCallback
+from callbacks.tokens_per_second import TokensPerSecond
+
+__all__ = ["HiddenStateCallback", "SampleTextCallback", "TokensPerSecond"]

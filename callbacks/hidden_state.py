@@ -1,0 +1,79 @@
+"""HiddenStateCallback: truncated backpropagation through time for Lightning 2.
+
+Lightning 2 removed ``truncated_bptt_steps``. With stateful data (row i of batch t+1
+continues row i of batch t) this callback gives the same training: the recurrent state
+flows forward across batches while gradients stop at batch boundaries.
+
+Contract with the LightningModule: an attribute (``hidden_state`` by default) holds the
+carried state: None, a tensor, or a nest (tuple, list, dict, dataclass) of tensors. The
+module's training_step and validation_step start from it and assign their final state
+back to it. This callback then:
+  - ``preserve``: detaches the state after every training batch, so the next batch starts
+    where this one ended but backpropagates only through its own window;
+  - ``reset``: clears it before every batch (stateless training);
+  - in both modes clears it at every epoch start, and runs validation on a state of its
+    own from zero, restoring the training state afterwards.
+Gradient accumulation and clipping need nothing special: each batch still runs its own
+backward pass, and the state is detached after it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from zoo.nested import map_tensors
+
+
+class HiddenStateCallback(Callback):
+    def __init__(self, mode: Literal["preserve", "reset"] = "preserve", attribute: str = "hidden_state"):
+        if mode not in ("preserve", "reset"):
+            raise ValueError(f"mode must be 'preserve' or 'reset', got {mode!r}")
+        self.mode = mode
+        self.attribute = attribute
+        self._training_state: Any = None
+
+    def _set(self, module: L.LightningModule, state: Any) -> None:
+        setattr(module, self.attribute, state)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not hasattr(pl_module, self.attribute):
+            raise AttributeError(
+                f"{type(pl_module).__name__} has no attribute {self.attribute!r} to carry a hidden state in. "
+                f"Fix: set self.{self.attribute} = None in __init__, start each step from it and assign "
+                f"the final state back (see callbacks/hidden_state.py), or pass attribute=<your name>."
+            )
+        data_mode = getattr(trainer.datamodule, "mode", None)
+        expected = {"stateful": "preserve", "stateless": "reset"}.get(data_mode)
+        if expected and expected != self.mode:
+            warnings.warn(
+                f"HiddenStateCallback(mode={self.mode!r}) with data.mode {data_mode!r}: "
+                f"mode {expected!r} is what this data layout needs."
+            )
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set(pl_module, None)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.mode == "reset":
+            self._set(pl_module, None)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.mode == "preserve":
+            state = getattr(pl_module, self.attribute)
+            self._set(pl_module, map_tensors(lambda t: t.detach(), state))
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._training_state = getattr(pl_module, self.attribute)
+        self._set(pl_module, None)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.mode == "reset":
+            self._set(pl_module, None)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set(pl_module, self._training_state)
+        self._training_state = None

