@@ -40,7 +40,9 @@ class ConfigToLoggerCallback(SaveConfigCallback):
     """
 
     def __init__(self, parser, config, **kwargs):
-        super().__init__(parser, config, **{**kwargs, "save_to_log_dir": False})
+        # Not "config.yaml": W&B keeps its own run config under that name in the same folder.
+        kwargs = {"config_filename": "lightning_config.yaml", **kwargs, "save_to_log_dir": False}
+        super().__init__(parser, config, **kwargs)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         text = self.parser.dump(self.config, skip_none=False)

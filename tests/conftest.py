@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own empty download cache and logs W&B offline, never to the network."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real corpora ($ZOO_DATA_DIR, which CI points at ../shared/data)."""
+    value = os.environ.get("ZOO_DATA_DIR")
+    if not value or not Path(value, "tinyshakespeare", "input.txt").is_file():
+        pytest.skip("needs the real corpora: set ZOO_DATA_DIR to a folder holding tinyshakespeare/input.txt")
+    return Path(value)
+
+
+@pytest.fixture
+def small_corpus(tmp_path) -> Path:
+    """A few KB of real-looking text, for runs that need no particular corpus."""
+    from datamodules.shakespeare_plays import shakespeare_text
+
+    path = tmp_path / "corpus.txt"
+    path.write_text(shakespeare_text()[:40_000], encoding="utf-8")
+    return path
