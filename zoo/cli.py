@@ -11,7 +11,8 @@ import sys
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from zoo.checkpoints import read_checkpoint
+from datamodules.sources import CorpusError
+from zoo.checkpoints import CheckpointError, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
 DESCRIPTION = (
@@ -28,7 +29,7 @@ class ZooCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=ConfigToLoggerCallback,
-            parser_kwargs={"description": DESCRIPTION},
+            parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
             args=args,
             **kwargs,
         )
@@ -40,12 +41,18 @@ class ZooCLI(LightningCLI):
         parser.link_arguments("data.vocab", "model.init_args.vocab", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """`zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint."""
-        if self.subcommand != "fit" or not self.config.fit.ckpt_path:
+        logger = self.config[self.subcommand].trainer.logger
+        if not getattr(logger, "class_path", "").endswith("WandbLogger"):
             return
-        logger = self.config.fit.trainer.logger
-        if getattr(logger, "class_path", "").endswith("WandbLogger") and not logger.init_args.get("id"):
-            run_id = read_checkpoint(self.config.fit.ckpt_path).get(RUN_ID_KEY)
+        if default_to_offline():
+            print(
+                "W&B: no credentials found, so the run is logged offline; `wandb sync <run dir>` uploads it "
+                "later (W&B prints the exact command at the end). Set WANDB_API_KEY or run `wandb login` to log online."
+            )
+        # `zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint.
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if self.subcommand == "fit" and ckpt_path and not logger.init_args.get("id"):
+            run_id = read_checkpoint(ckpt_path).get(RUN_ID_KEY)
             if run_id:
                 logger.init_args.id = run_id
 
@@ -56,15 +63,14 @@ class ZooCLI(LightningCLI):
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["generate"]:
+    """Entry point of `zoo` and `python -m zoo`; ``argv`` defaults to the command line."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["generate"]:
         from zoo.generate_command import generate_main
 
-        generate_main(argv[1:])
+        generate_main(args[1:])
         return
-    if default_to_offline():
-        print(
-            "W&B: no credentials found, so the run is logged offline; `wandb sync <run dir>` uploads it later "
-            "(W&B prints the exact command at the end). Set WANDB_API_KEY or run `wandb login` to log online."
-        )
-    ZooCLI(args=argv)
+    try:
+        ZooCLI(args=argv)
+    except (CorpusError, CheckpointError) as error:  # bad input with a known fix: no traceback
+        sys.exit(f"zoo: error: {error}")
