@@ -19,9 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	WANDB_MODE=offline $(VENV)/bin/zoo fit --config configs/char_rnn/shakespeare_stateful.yaml \
-		--data.source shakespeare --trainer.max_time 00:00:03:00 --trainer.max_epochs 1 \
-		--trainer.limit_val_batches 20 --trainer.default_root_dir $(DEMO_DIR) \
+	$(VENV)/bin/zoo fit --config configs/char_rnn/shakespeare_stateful.yaml \
+		--data.source shakespeare --trainer.max_time 00:00:03:00 \
+		--trainer.val_check_interval 100 --trainer.limit_val_batches 20 \
 		--trainer.logger.init_args.save_dir $(DEMO_DIR)
 	$(VENV)/bin/zoo generate --checkpoint "$$(ls -t $(DEMO_DIR)/*/*/checkpoints/last.ckpt | head -1)" \
 		--prompt "ROMEO:" --length 400 --temperature 0.8
