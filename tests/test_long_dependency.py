@@ -6,11 +6,10 @@ stream at batch size 1, the state carried (stateful) or reset every seq_len (sta
 """
 
 import lightning as L
-import torch
 
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
-from datamodules.long_dependency import KEYS, cued_positions, long_dependency_text
+from datamodules.long_dependency import KEYS, long_dependency_text, recall_accuracy
 from zoo import CharRNN
 
 SEQ_LEN = 10
@@ -28,29 +27,14 @@ def train(corpus, data_mode: str) -> CharRNN:
     return model.eval()
 
 
-@torch.no_grad()
-def accuracy_beyond_seq_len(model: CharRNN, text: str, carry_state: bool) -> float:
-    ids = model.vocab.encode(text)[None]  # (1, N)
-    state, predictions = None, []
-    for start in range(0, len(text) - 1, SEQ_LEN):
-        logits, final = model(ids[:, start : start + SEQ_LEN], state)
-        state = final if carry_state else None
-        predictions.append(logits[0].argmax(-1))
-    predicted = torch.cat(predictions)  # predicted[i] is the guess for character i + 1
-    positions = [p for p in cued_positions(text, min_distance=SEQ_LEN + 2) if p <= len(predicted)]
-    assert len(positions) > 200
-    hits = sum(int(predicted[p - 1]) == model.vocab.index[text[p]] for p in positions)
-    return hits / len(positions)
-
-
 def test_stateful_training_remembers_past_seq_len_and_stateless_stays_at_chance(tmp_path):
     corpus = tmp_path / "long_dependency.txt"
     corpus.write_text(long_dependency_text(120_000, max_gap=3 * SEQ_LEN, seed=0))
     held_out = long_dependency_text(20_000, max_gap=3 * SEQ_LEN, seed=1)
     chance = 1 / len(KEYS)
 
-    stateful = accuracy_beyond_seq_len(train(corpus, "stateful"), held_out, carry_state=True)
-    stateless = accuracy_beyond_seq_len(train(corpus, "stateless"), held_out, carry_state=False)
+    stateful = recall_accuracy(train(corpus, "stateful"), held_out, SEQ_LEN, carry_state=True)
+    stateless = recall_accuracy(train(corpus, "stateless"), held_out, SEQ_LEN, carry_state=False)
 
     assert stateful > 0.9, f"stateful accuracy {stateful:.3f}"
     assert stateless < chance + 0.1, f"stateless accuracy {stateless:.3f}, chance {chance}"
