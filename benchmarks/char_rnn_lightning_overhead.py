@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about a minute")
     parser.add_argument("--source", default="shakespeare")
     args = parser.parse_args()
-    rounds, steps = (3, 15) if args.quick else (7, 40)
+    rounds, steps = (3, 6) if args.quick else (7, 40)
     torch.manual_seed(0)
     dm = CharDataModule(args.source, mode="stateful", seq_len=100, batch_size=64)
     dm.setup("fit")
