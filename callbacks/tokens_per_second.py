@@ -9,8 +9,8 @@ from lightning.pytorch.callbacks import Callback
 
 class TokensPerSecond(Callback):
     """Logs ``train/tokens_per_s``, measured from one batch start to the next so that data
-    loading, the optimizer step and logging all count. Batches are ``(inputs, targets)``
-    tuples or dicts with a ``target`` entry; the targets' element count is the token count.
+    loading, the optimizer step and logging all count. Tokens are real target tokens: all of
+    ``targets`` in an ``(inputs, targets)`` batch, the non-pad ones of a translation batch.
     """
 
     def __init__(self):
@@ -31,5 +31,6 @@ class TokensPerSecond(Callback):
 
 
 def count_target_tokens(batch) -> int:
-    targets = batch["target"] if isinstance(batch, dict) else batch[-1]
-    return int(targets.numel())
+    if isinstance(batch, dict):  # datamodules.collate.TranslationBatch
+        return int((~batch["tgt_pad_mask"]).sum())
+    return int(batch[-1].numel())

@@ -1,7 +1,9 @@
-"""Data: text sources and caches, tokenization, batching."""
+"""Data: text sources and caches, tokenizers, batching (streams, windows, buckets), collation."""
 
+from datamodules.bucket_sampler import BucketBatchSampler
 from datamodules.char_datamodule import CharDataModule
 from datamodules.char_vocab import CharVocab
 from datamodules.sources import CorpusError
+from datamodules.translation_datamodule import TranslationDataModule
 
-__all__ = ["CharDataModule", "CharVocab", "CorpusError"]
+__all__ = ["BucketBatchSampler", "CharDataModule", "CharVocab", "CorpusError", "TranslationDataModule"]

@@ -1,0 +1,68 @@
+"""Subword, word and character tokenizers built with the `tokenizers` library.
+
+All three share one layout, so that decoding gives detokenized text fit for SacreBLEU:
+NFKC normalization with runs of whitespace collapsed to one space, spaces turned into a visible marker ``▁`` glued to the next word
+(``Metaspace``), and a decoder that turns the marker back into spaces.
+  - ``bpe``: byte-pair-encoding subwords over ``▁``-marked words (sentencepiece-like);
+  - ``word``: whole words, punctuation split off; rare words become ``<unk>``;
+  - ``char``: one token per character.
+Special tokens have fixed ids in every tokenizer: <pad>=0, <bos>=1, <eos>=2, <unk>=3.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Iterable, Literal
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+TokenizerKind = Literal["bpe", "word", "char"]
+SPACE_MARKER = "▁"
+
+
+def train_tokenizer(kind: TokenizerKind, texts: list[str], vocab_size: int) -> Tokenizer:
+    """A tokenizer of ``kind`` trained on ``texts`` (the training split only)."""
+    if kind not in ("bpe", "word", "char"):
+        raise ValueError(f"tokenizer kind must be 'bpe', 'word' or 'char', got {kind!r}")
+    alphabet = set(normalize("".join(texts))) - {" "} | {SPACE_MARKER}
+    if kind == "bpe" and vocab_size < len(SPECIAL_TOKENS) + len(alphabet):
+        raise ValueError(
+            f"BPE vocab_size {vocab_size} is smaller than the {len(SPECIAL_TOKENS)} special tokens plus the "
+            f"{len(alphabet)} characters of the training text. Fix: vocab_size >= {len(SPECIAL_TOKENS) + len(alphabet)} "
+            f"(a few thousand is typical)."
+        )
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>") if kind == "bpe" else models.WordLevel(unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    )
+    tokenizer.pre_tokenizer = {
+        "bpe": pre_tokenizers.Metaspace(),
+        "word": pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()]),
+        "char": pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Split(Regex("."), "isolated")]),
+    }[kind]
+    tokenizer.decoder = decoders.Metaspace()
+    special = list(SPECIAL_TOKENS)
+    trainer = (
+        trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
+        if kind == "bpe"
+        else trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [PAD_ID, BOS_ID, EOS_ID, UNK_ID]
+    return tokenizer
+
+
+def normalize(text: str) -> str:
+    """What a round trip through any of these tokenizers gives back (for in-vocabulary text)."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
+    """Detokenized text, without special tokens and stopping at the first <eos>."""
+    ids = list(ids)
+    if EOS_ID in ids:
+        ids = ids[: ids.index(EOS_ID)]
+    return tokenizer.decode(ids, skip_special_tokens=True)

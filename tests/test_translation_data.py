@@ -1,0 +1,154 @@
+"""TranslationDataModule: files and tokenizers in, padded masked batches out, with clear errors for bad corpora."""
+
+import gzip
+import json
+import random
+
+import pytest
+import torch
+
+from datamodules import CorpusError
+from datamodules.collate import collate_pairs
+from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, normalize, train_tokenizer
+from datamodules.translation_datamodule import TranslationDataModule
+
+WORDS = "a man woman dog runs jumps over the red ball in park with small child".split()
+
+
+def toy_pairs(n, seed=0):
+    rng = random.Random(seed)
+    src = [" ".join(rng.choices(WORDS, k=rng.randint(2, 12))) for _ in range(n)]
+    return src, [" ".join(reversed(s.split())) + " ." for s in src]
+
+
+@pytest.fixture
+def toy_folder(tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split, n in (("train", 400), ("val", 40), ("test", 40)):
+        src, tgt = toy_pairs(n, seed=len(split))
+        (folder / f"{split}.en").write_text("\n".join(src) + "\n")
+        (folder / f"{split}.xx").write_text("\n".join(tgt) + "\n")
+    return folder
+
+
+def toy_module(folder, **kwargs):
+    options = dict(pair="en-xx", tokenizer="bpe", vocab_size=100, max_tokens=200)
+    return TranslationDataModule(str(folder), **{**options, **kwargs})
+
+
+def test_collate_pads_to_the_longest_and_masks_exactly_the_pads():
+    batch = collate_pairs([{"src_ids": [7, 8, 9], "tgt_ids": [5]}, {"src_ids": [7], "tgt_ids": [5, 6, 4, 9]}])
+    assert batch["src"].tolist() == [[7, 8, 9, EOS_ID], [7, EOS_ID, PAD_ID, PAD_ID]]
+    assert batch["src_lengths"].tolist() == [4, 2]
+    assert batch["src_pad_mask"].tolist() == [[False] * 4, [False, False, True, True]]
+    assert batch["tgt_in"].tolist() == [[BOS_ID, 5, PAD_ID, PAD_ID, PAD_ID], [BOS_ID, 5, 6, 4, 9]]
+    assert batch["tgt_out"].tolist() == [[5, EOS_ID, PAD_ID, PAD_ID, PAD_ID], [5, 6, 4, 9, EOS_ID]]
+    assert batch["tgt_pad_mask"].tolist() == [[False, False, True, True, True], [False] * 5]
+    # decoder input is the target shifted right by one, <bos> first
+    real = ~batch["tgt_pad_mask"]
+    assert torch.equal(batch["tgt_in"][:, 1:][real[:, 1:]], batch["tgt_out"][:, :-1][real[:, 1:]])
+
+
+def test_local_files_become_batches_that_decode_back_to_the_text(toy_folder):
+    dm = toy_module(toy_folder)
+    dm.setup("fit")
+    assert dm.src_vocab_size == dm.tgt_vocab_size <= 100 and dm.pad_id == PAD_ID  # joint, at most vocab_size
+    batches = list(dm.val_dataloader())
+    assert sum(len(b["src"]) for b in batches) == 40
+    expected = {normalize(line) for line in (toy_folder / "val.xx").read_text().splitlines()}
+    decoded = {dm.decode_target(row.tolist()) for b in batches for row in b["tgt_out"]}
+    assert decoded == expected
+    for b in dm.train_dataloader():
+        assert b["src"].shape[0] * max(b["src"].shape[1], b["tgt_out"].shape[1]) <= 200
+
+
+def test_second_setup_reuses_the_cache(toy_folder):
+    first = toy_module(toy_folder)
+    first.setup("fit")
+    assert set(first.cache_report.values()) == {"tokenized"}
+    tokenizer_file = first.cache_folder / "tokenizer-joint.json"
+    stamp = tokenizer_file.stat().st_mtime_ns
+    second = toy_module(toy_folder)
+    second.setup("fit")
+    assert set(second.cache_report.values()) == {"cached"}
+    assert tokenizer_file.stat().st_mtime_ns == stamp
+    assert second.datasets["train"]["src_ids"] == first.datasets["train"]["src_ids"]
+
+
+def test_separate_vocabularies_and_tsv_and_hf_folder_sources(toy_folder, tmp_path):
+    dm = toy_module(toy_folder, joint_vocab=False, tokenizer="word", vocab_size=50)
+    src_vocab, tgt_vocab = (t.get_vocab() for t in dm.tokenizers)
+    assert not any("." in token for token in src_vocab) and any("." in token for token in tgt_vocab)
+    tsv, hf = tmp_path / "tsv", tmp_path / "hf"
+    tsv.mkdir(), hf.mkdir()
+    for split, hf_split in (("train", "train"), ("val", "validation"), ("test", "test")):
+        src = (toy_folder / f"{split}.en").read_text().splitlines()
+        tgt = (toy_folder / f"{split}.xx").read_text().splitlines()
+        (tsv / f"{split}.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in zip(src, tgt)))
+        rows = [json.dumps({"translation": {"en": s, "xx": t}}) for s, t in zip(src, tgt)]
+        (hf / f"{hf_split}.jsonl").write_text("\n".join(rows) + "\n")
+    reference = toy_module(toy_folder).texts
+    for source in (str(tsv), f"hf:{hf}"):
+        texts = TranslationDataModule(source, pair="en-xx").texts
+        assert texts["val"].src == reference["val"].src and texts["test"].tgt == reference["test"].tgt
+
+
+def test_multi30k_tokenizer_round_trip_and_setup(shared_data, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(shared_data))
+    dm = TranslationDataModule("multi30k", pair="en-fr", vocab_size=8000)
+    dm.setup("fit")
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [29000, 1014, 1000]
+    tokenizer = dm.tokenizers[1]
+    for sentence in dm.texts["val"].tgt:
+        assert tokenizer.decode(tokenizer.encode(sentence).ids) == normalize(sentence)
+    real = padded = 0
+    for batch in dm.train_dataloader():  # ~4000-token batches pad under 3% on both sides together
+        real += int((~batch["src_pad_mask"]).sum() + (~batch["tgt_pad_mask"]).sum())
+        padded += batch["src"].numel() + batch["tgt_out"].numel()
+    assert real / padded >= 0.97
+    chars = train_tokenizer("char", dm.texts["train"].src, 500)
+    for sentence in dm.texts["val"].src:
+        assert chars.decode(chars.encode(sentence).ids) == normalize(sentence)
+
+
+def test_max_len_drops_and_counts_long_training_pairs(toy_folder):
+    dm = toy_module(toy_folder, max_len=6)
+    dm.setup("fit")
+    assert dm.dropped_long > 0
+    assert len(dm.datasets["train"]) == 400 - dm.dropped_long
+    assert max(dm.datasets["train"]["src_len"]) <= 6 and len(dm.datasets["val"]) == 40  # only training is filtered
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+def test_files_of_different_length_give_both_counts(toy_folder):
+    (toy_folder / "train.xx").write_text("one\ntwo\n")
+    with pytest.raises(CorpusError, match=r"train.en has 400 lines.*train.xx has 2"):
+        toy_module(toy_folder).texts
+
+
+def test_empty_lines_are_skipped_and_counted(toy_folder):
+    src = (toy_folder / "val.en").read_text().splitlines()
+    src[3] = src[10] = "  "
+    (toy_folder / "val.en").write_text("\n".join(src) + "\n")
+    dm = toy_module(toy_folder)
+    assert dm.texts["val"].skipped_empty == 2 and len(dm.texts["val"].src) == 38
+
+
+def test_invalid_utf8_names_file_and_line(toy_folder):
+    with gzip.open(toy_folder / "test.xx.gz", "wb") as handle:
+        handle.write(b"fine\nbad \xff byte\n")
+    (toy_folder / "test.xx").unlink()
+    with pytest.raises(CorpusError, match=r"test.xx.gz, line 2: invalid UTF-8"):
+        toy_module(toy_folder).texts
+
+
+def test_vocab_too_small_unknown_pair_and_tight_budget(toy_folder):
+    with pytest.raises(ValueError, match="smaller than the 4 special tokens plus the"):
+        toy_module(toy_folder, vocab_size=10).tokenizers
+    with pytest.raises(CorpusError, match="unknown language pair 'en-es'.*en-fr"):
+        TranslationDataModule("multi30k", pair="en-es").texts
+    with pytest.raises(ValueError, match="max_tokens 8 is smaller than the longest kept training example"):
+        toy_module(toy_folder, max_tokens=8).setup("fit")
