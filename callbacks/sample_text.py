@@ -11,7 +11,7 @@ class SampleTextCallback(Callback):
     W&B table shows how the samples improve. Needs a module with ``generate_text``.
     """
 
-    def __init__(self, prompts: list[str] = ["\n"], length: int = 200, temperature: float = 0.8, seed: int = 0):
+    def __init__(self, prompts: tuple[str, ...] = ("\n",), length: int = 200, temperature: float = 0.8, seed: int = 0):
         self.prompts, self.length, self.temperature, self.seed = prompts, length, temperature, seed
         self.rows: list[list] = []
 
@@ -19,7 +19,9 @@ class SampleTextCallback(Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         for prompt in self.prompts:
-            text = pl_module.generate_text(prompt, self.length, temperature=self.temperature, seed=self.seed)
+            text = pl_module.generate_text(
+                prompt, self.length, strategy="sample", temperature=self.temperature, seed=self.seed
+            )
             self.rows.append([trainer.current_epoch, trainer.global_step, prompt, prompt + text])
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

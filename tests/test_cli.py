@@ -74,6 +74,10 @@ def test_checkpoint_rebuilds_the_model_with_linked_vocab_and_generates(trained_r
                  "--temperature", "0.8", "--seed", "0", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ROMEO:") and len(result.stdout) >= 86
+    result = zoo("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "30",
+                 "--strategy", "beam", "--beam-size", "3", "--n-best", "2", cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("--- 1 (score ") and "\n--- 2 (score " in result.stdout
 
 
 def test_resumed_fit_continues_the_same_wandb_run(trained_run):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
-from zoo.decoding import DecodingMixin, Strategy
+from zoo.decoding import DecodingMixin
 from zoo.nested import tensors_of
 
 # A recurrent state: {"h": (B, layers, H)} for GRU, plus "c" for LSTM. Batch-first, so that
@@ -134,7 +134,7 @@ class CharRNN(DecodingMixin, L.LightningModule):
 
     # --- decoding protocol -----------------------------------------------------------------
 
-    def init_state(self, memory, src_mask, batch_size: int) -> RNNState:
+    def init_state(self, memory, src_pad_mask, batch_size: int) -> RNNState:
         shape = (batch_size, self.hparams.num_layers, self.hparams.hidden_size)
         zeros = torch.zeros(shape, device=self.device)
         return {"h": zeros, "c": zeros.clone()} if self.hparams.cell == "lstm" else {"h": zeros}
@@ -143,19 +143,20 @@ class CharRNN(DecodingMixin, L.LightningModule):
         logits, state = self(tokens[:, None], state)  # (B, 1, V)
         return torch.log_softmax(logits[:, -1], dim=-1), state
 
-    def generate_text(
-        self,
-        prompt: str,
-        length: int,
-        strategy: Strategy = "sample",
-        temperature: float = 1.0,
-        seed: int | None = None,
-    ) -> str:
-        """Continue ``prompt`` by ``length`` characters (batch size 1, whatever the training batch size)."""
+    def generate_texts(self, prompt: str, length: int, **options) -> list[tuple[str, float]]:
+        """Continuations of ``prompt``, ``length`` characters each, best first, with their scores.
+
+        Runs at batch size 1, whatever the training batch size. ``options`` are those of
+        ``zoo.decoding.DecodingOptions`` (strategy, beam_size, n_best, temperature, top_k, ...).
+        """
         if self.vocab is None:
             raise ValueError("this model has no vocabulary (vocab=None): generate token ids with generate()")
         if not prompt:
             raise ValueError("the prompt is empty. Fix: give at least one character, e.g. a newline.")
         ids = self.vocab.encode(prompt)[None].to(self.device)  # (1, P)
-        new = self.generate(ids, length, strategy=strategy, temperature=temperature, seed=seed)
-        return self.vocab.decode(new[0])
+        hypotheses = self.generate(prompt=ids, max_len=length, **options)[0]
+        return [(self.vocab.decode(h.tokens), h.score) for h in hypotheses]
+
+    def generate_text(self, prompt: str, length: int, **options) -> str:
+        """The best continuation of ``prompt`` (see ``generate_texts``)."""
+        return self.generate_texts(prompt, length, **options)[0][0]

@@ -1,94 +1,167 @@
 """Decoding written once for every zoo model, over the incremental-state protocol.
 
 A model implements:
-    encode(src, src_mask)                    -> memory        (None for language models)
-    init_state(memory, src_mask, batch_size) -> state         (a nest of batch-first tensors)
-    step(tokens, state)                      -> (log_probs, state)   tokens (B,), log_probs (B, V)
-    reorder_state(state, index)              -> state         (default: gather every tensor on dim 0)
-and gets ``generate``. Strategies so far: ``greedy`` and ``sample`` (with temperature).
+    encode(src, src_pad_mask)                    -> memory   (None for language models)
+    init_state(memory, src_pad_mask, batch_size) -> state    (a nest of batch-first tensors;
+                                                               wrap encoder outputs in nested.Static)
+    step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V);
+                                                  a dict state may carry "attention" (R, S)
+    reorder_state(state, index)                  -> state    (default: nested.gather_rows)
+and sets ``eos_id`` (None: no end token) and, for encoder-decoders, ``bos_id``. It then has
+``generate``: greedy, beam search (zoo/beam_search.py) or sampling (zoo/sequential_decoding.py).
+
+Scores: every hypothesis carries ``log_prob``, the sum of its tokens' log-probabilities
+under the model (EOS included; temperature and top-k/top-p do not change it), and
+``score = log_prob / lp(L)`` with GNMT's length penalty lp(L) = ((5 + L) / 6) ** alpha,
+L = the hypothesis' own token count (EOS included). alpha = 0 means no penalty.
+Beam search ranks by ``score``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from zoo.nested import map_tensors
+from zoo.nested import gather_rows
 
-Strategy = Literal["greedy", "sample"]
+Strategy = Literal["greedy", "beam", "sample"]
+
+
+@dataclass
+class Hypothesis:
+    tokens: torch.Tensor  # (L,) generated ids, prompt excluded; ends in eos_id when it finished
+    log_prob: float  # sum of the tokens' log-probabilities
+    score: float  # log_prob / length_penalty(L, alpha)
+    attention: torch.Tensor | None = None  # (L, S) for models that report attention
+
+
+def length_penalty(length: int | torch.Tensor, alpha: float):
+    """GNMT (Wu et al. 2016): ((5 + L) / 6) ** alpha."""
+    return ((5 + length) / 6) ** alpha
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    strategy: Strategy = "greedy"
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0  # alpha of GNMT's penalty
+    max_len: int = 200  # new tokens, at most
+    max_len_a: float = 0.0  # when > 0, each source's limit is a * src_len + b (never above max_len)
+    max_len_b: int = 0
+    min_len: int = 0  # tokens before EOS may be emitted
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    return_attention: bool = False
+
+    def check(self) -> None:
+        if self.strategy not in ("greedy", "beam", "sample"):
+            raise ValueError(f"strategy must be 'greedy', 'beam' or 'sample', got {self.strategy!r}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.n_best < 1 or self.n_best > (self.beam_size if self.strategy == "beam" else 1):
+            raise ValueError(
+                f"n_best must lie in 1..beam_size ({self.beam_size}) for beam search and be 1 otherwise, "
+                f"got {self.n_best}. Fix: raise beam_size, or use strategy 'beam' for n-best lists."
+            )
+        if self.max_len < self.min_len or self.min_len < 0:
+            raise ValueError(f"need 0 <= min_len <= max_len, got min_len {self.min_len} and max_len {self.max_len}")
+        if not self.temperature > 0:
+            raise ValueError(
+                f"temperature must be > 0, got {self.temperature}. Fix: use a small value such as 0.5 for "
+                f"conservative samples, or strategy 'greedy' for the single most likely continuation."
+            )
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
 
 
 class DecodingMixin:
-    def encode(self, src: torch.Tensor | None, src_mask: torch.Tensor | None) -> Any:
+    eos_id: int | None = None
+    bos_id: int | None = None
+
+    def encode(self, src: torch.Tensor | None, src_pad_mask: torch.Tensor | None) -> Any:
         return None
 
-    def init_state(self, memory: Any, src_mask: torch.Tensor | None, batch_size: int) -> Any:
+    def init_state(self, memory: Any, src_pad_mask: torch.Tensor | None, batch_size: int) -> Any:
         raise NotImplementedError
 
     def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
-        return map_tensors(lambda t: t.index_select(0, index), state)
+        return gather_rows(state, index)
 
     @torch.no_grad()
     def generate(
         self,
-        prompt: torch.Tensor,
-        max_new_tokens: int,
-        strategy: Strategy = "sample",
-        temperature: float = 1.0,
-        seed: int | None = None,
-        eos_id: int | None = None,
-    ) -> torch.Tensor:
-        """Continue each row of ``prompt`` (B, P), P >= 1; returns the new tokens (B, <= max_new_tokens).
-
-        After ``eos_id`` a row emits only ``eos_id``; decoding stops once every row has.
+        src: torch.Tensor | None = None,
+        src_pad_mask: torch.Tensor | None = None,
+        prompt: torch.Tensor | None = None,
+        **options,
+    ) -> list[list[Hypothesis]]:
+        """Decode a batch: ``src`` (B, S) for encoder-decoders, ``prompt`` (B, P >= 1) for language
+        models (for encoder-decoders it defaults to <bos>). Returns, per input, its hypotheses
+        best first (``n_best`` of them). ``options``: the fields of ``DecodingOptions``.
         """
-        check_decoding_options(strategy, temperature, max_new_tokens)
-        if prompt.dim() != 2 or prompt.shape[1] < 1:
-            raise ValueError(f"prompt must be (batch, length >= 1) token ids, got shape {tuple(prompt.shape)}")
+        from zoo.beam_search import beam_search
+        from zoo.sequential_decoding import decode_sequentially
+
+        opts = DecodingOptions(**options)
+        opts.check()
+        prompt = self._prompt(src, prompt)
+        limits = self._length_limits(src, src_pad_mask, prompt.shape[0], opts)
         was_training = self.training
         self.eval()
         try:
-            generator = torch.Generator(device=prompt.device)
-            generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
-            state = self.init_state(self.encode(None, None), None, prompt.shape[0])
+            state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
             for t in range(prompt.shape[1]):
                 log_probs, state = self.step(prompt[:, t], state)  # (B, V)
-            finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-            out = []
-            for _ in range(max_new_tokens):
-                token = choose_next(log_probs, strategy, temperature, generator)  # (B,)
-                if eos_id is not None:
-                    token = token.masked_fill(finished, eos_id)
-                    finished |= token == eos_id
-                out.append(token)
-                if eos_id is not None and bool(finished.all()):
-                    break
-                log_probs, state = self.step(token, state)
-            return torch.stack(out, dim=1) if out else prompt.new_zeros(prompt.shape[0], 0)
+            if opts.strategy == "beam":
+                return beam_search(self, state, log_probs, limits, opts)
+            return decode_sequentially(self, state, log_probs, limits, opts)
         finally:
             self.train(was_training)
 
+    def _prompt(self, src: torch.Tensor | None, prompt: torch.Tensor | None) -> torch.Tensor:
+        if prompt is None and src is not None:
+            if self.bos_id is None:
+                raise ValueError(f"{type(self).__name__} has no bos_id to start decoding from: pass a prompt")
+            return torch.full((src.shape[0], 1), self.bos_id, dtype=torch.long, device=src.device)
+        if prompt is None or prompt.dim() != 2 or prompt.shape[1] < 1:
+            shape = None if prompt is None else tuple(prompt.shape)
+            raise ValueError(
+                f"{type(self).__name__} needs a prompt to continue: token ids of shape (batch, length >= 1), "
+                f"got {shape}. Fix: pass at least one token per row."
+            )
+        return prompt
 
-def check_decoding_options(strategy: str, temperature: float, max_new_tokens: int) -> None:
-    if strategy not in ("greedy", "sample"):
-        raise ValueError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
-    if not temperature > 0:
-        raise ValueError(
-            f"temperature must be > 0, got {temperature}. Fix: use a small value such as 0.5 for "
-            f"conservative samples, or strategy 'greedy' for the single most likely continuation."
-        )
-    if max_new_tokens < 0:
-        raise ValueError(f"the number of tokens to generate must be >= 0, got {max_new_tokens}")
+    def _length_limits(self, src, src_pad_mask, batch_size: int, opts: DecodingOptions) -> torch.Tensor:
+        """(B,) the most new tokens each input may get."""
+        limits = torch.full((batch_size,), opts.max_len, dtype=torch.long)
+        if opts.max_len_a > 0:
+            if src is None:
+                raise ValueError("max_len_a scales with the source length: it needs src")
+            src_len = (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
+            limits = (opts.max_len_a * src_len + opts.max_len_b).long().clamp(max=opts.max_len)
+        if bool((limits < max(opts.min_len, 1)).any()):
+            raise ValueError(f"a length limit ({int(limits.min())}) is below min_len {opts.min_len} or 1")
+        return limits
 
 
-def choose_next(
-    log_probs: torch.Tensor, strategy: Strategy, temperature: float, generator: torch.Generator
-) -> torch.Tensor:
-    if strategy == "greedy":
-        return log_probs.argmax(dim=-1)
-    probs = torch.softmax(log_probs / temperature, dim=-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+def mask_early_eos(log_probs: torch.Tensor, step: int, min_len: int, eos_id: int | None) -> torch.Tensor:
+    """Forbid EOS as one of the first ``min_len`` tokens (log-prob -inf, not renormalised)."""
+    if eos_id is None or step >= min_len:
+        return log_probs
+    masked = log_probs.clone()
+    masked[:, eos_id] = float("-inf")
+    return masked
+
+
+def attention_of(state: Any) -> torch.Tensor | None:
+    return state.get("attention") if isinstance(state, dict) else None

@@ -15,8 +15,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt file written by `zoo fit`")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     parser.add_argument("--length", type=int, default=300, help="characters to generate (default 300)")
-    parser.add_argument("--strategy", choices=["sample", "greedy"], default="sample")
-    parser.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative")
+    parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling: > 0, lower is more conservative")
+    parser.add_argument("--top-k", type=int, default=None, help="sampling: only the k most likely tokens")
+    parser.add_argument("--top-p", type=float, default=None, help="sampling: only the most likely tokens up to mass p")
+    parser.add_argument("--beam-size", type=int, default=5, help="beam search: beams per prompt")
+    parser.add_argument("--n-best", type=int, default=1, help="beam search: print this many continuations")
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
     parser.add_argument("--seed", type=int, default=None, help="makes sampling repeatable")
     return parser
 
@@ -24,11 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
 def generate_main(argv: list[str]) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    options = dict(
+        strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        beam_size=args.beam_size, n_best=args.n_best, length_penalty=args.length_penalty, seed=args.seed,
+    )  # fmt: skip
     try:
         model = load_model(args.checkpoint)
-        text = model.generate_text(
-            args.prompt, args.length, strategy=args.strategy, temperature=args.temperature, seed=args.seed
-        )
+        results = model.generate_texts(args.prompt, args.length, **options)
     except (CheckpointError, ValueError) as error:
         parser.exit(2, f"zoo generate: error: {error}\n")
-    sys.stdout.write(args.prompt + text + "\n")
+    if len(results) == 1:
+        sys.stdout.write(args.prompt + results[0][0] + "\n")
+        return
+    for rank, (text, score) in enumerate(results, 1):
+        sys.stdout.write(f"--- {rank} (score {score:.4f})\n{args.prompt}{text}\n")

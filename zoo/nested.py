@@ -1,8 +1,13 @@
-"""Apply a function to every tensor in a nested state (tensors inside tuples, lists, dicts, dataclasses).
+"""Nested decoding and training states: map a function over every tensor, gather rows for beam search.
 
-Decoding states (LSTM (h, c), KV caches) and carried training states are such nests; one
-generic map lets beam search reorder them and the hidden-state callback detach them
-without knowing their layout.
+Decoding states (LSTM (h, c), KV caches, encoder memory) and carried training states are
+nests of tensors in tuples, lists, dicts and dataclasses, batch-first. One generic map
+lets beam search reorder them and the hidden-state callback detach them without knowing
+their layout.
+
+``Static`` marks a per-source constant, such as encoder outputs: identical across the
+beams of one source, so reordering beams leaves it alone and it is gathered only when
+the number of rows changes (expanding sources to beams once, or dropping finished ones).
 """
 
 from __future__ import annotations
@@ -13,18 +18,28 @@ from typing import Any, Callable
 import torch
 
 
-def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], state: Any) -> Any:
+@dataclasses.dataclass
+class Static:
+    value: Any  # a tensor or nest of tensors, batch-first
+
+
+def map_tensors(
+    fn: Callable[[torch.Tensor], torch.Tensor], state: Any, on_static: Callable[[Static], Any] | None = None
+) -> Any:
+    """``state`` with ``fn`` applied to every tensor; ``Static`` nodes go to ``on_static`` when given."""
+    if isinstance(state, Static) and on_static is not None:
+        return on_static(state)
     if isinstance(state, torch.Tensor):
         return fn(state)
     if dataclasses.is_dataclass(state) and not isinstance(state, type):
-        changes = {f.name: map_tensors(fn, getattr(state, f.name)) for f in dataclasses.fields(state) if f.init}
+        changes = {f.name: map_tensors(fn, getattr(state, f.name), on_static) for f in dataclasses.fields(state) if f.init}
         return dataclasses.replace(state, **changes)
     if isinstance(state, dict):
-        return type(state)((key, map_tensors(fn, value)) for key, value in state.items())
+        return type(state)((key, map_tensors(fn, value, on_static)) for key, value in state.items())
     if isinstance(state, tuple) and hasattr(state, "_fields"):  # namedtuple
-        return type(state)(*(map_tensors(fn, value) for value in state))
+        return type(state)(*(map_tensors(fn, value, on_static) for value in state))
     if isinstance(state, (list, tuple)):
-        return type(state)(map_tensors(fn, value) for value in state)
+        return type(state)(map_tensors(fn, value, on_static) for value in state)
     return state
 
 
@@ -32,3 +47,19 @@ def tensors_of(state: Any) -> list[torch.Tensor]:
     found: list[torch.Tensor] = []
     map_tensors(lambda t: found.append(t) or t, state)
     return found
+
+
+def gather_rows(state: Any, index: torch.Tensor) -> Any:
+    """Row ``i`` of the result is row ``index[i]`` of ``state``, for every tensor in the nest.
+
+    ``Static`` entries are gathered only when ``len(index)`` differs from their row count.
+    """
+
+    def select(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.index_select(0, index)
+
+    def static(node: Static) -> Static:
+        rows = tensors_of(node.value)
+        return node if rows and rows[0].shape[0] == len(index) else Static(map_tensors(select, node.value))
+
+    return map_tensors(select, state, on_static=static)

@@ -1,0 +1,104 @@
+"""Batched beam search: B inputs x K beams as one (B*K)-row program.
+
+Each step scores every (beam, token) extension, keeps the 2K best per input, finalizes
+the EOS extensions ranked within the top K, and continues with the K best non-EOS ones
+(there are always K of them among 2K: each beam contributes one EOS candidate at most).
+An input is done when it reaches its length limit (its open beams are finalized as they
+are) or when it holds ``n_best`` finished hypotheses and no open beam can still beat the
+n-th best of them, given the length penalty. Done inputs leave the batch, so later steps
+run on fewer rows; encoder memory (``nested.Static``) is expanded to beams once.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.decoding import DecodingOptions, Hypothesis, attention_of, length_penalty, mask_early_eos
+
+NEG_INF = float("-inf")
+
+
+class Finished:
+    """The finished hypotheses of one input, best first."""
+
+    def __init__(self, n_best: int, alpha: float):
+        self.n_best, self.alpha = n_best, alpha
+        self.hypotheses: list[Hypothesis] = []
+
+    def add(self, tokens: torch.Tensor, log_prob: float, attention: torch.Tensor | None) -> None:
+        score = log_prob / length_penalty(len(tokens), self.alpha)
+        self.hypotheses.append(Hypothesis(tokens, log_prob, score, attention))
+        self.hypotheses.sort(key=lambda h: -h.score)  # stable: earlier (shorter) first on ties
+
+    def cannot_improve(self, best_open_log_prob: float, next_length: int, limit: int) -> bool:
+        """No open beam can reach a score above the n-th best finished one."""
+        if len(self.hypotheses) < self.n_best:
+            return False
+        if best_open_log_prob == NEG_INF:
+            return True
+        # log-probs only fall as a beam grows, and dividing a negative log-prob by the largest
+        # penalty ahead gives its best possible score; the penalty is monotonic in length.
+        largest_penalty = max(length_penalty(next_length, self.alpha), length_penalty(limit, self.alpha))
+        return best_open_log_prob / largest_penalty <= self.hypotheses[self.n_best - 1].score
+
+
+def beam_search(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):
+    B, V = log_probs.shape
+    K, device = opts.beam_size, log_probs.device
+    expand = torch.arange(B, device=device).repeat_interleave(K)
+    state, log_probs = model.reorder_state(state, expand), log_probs[expand]  # (B*K, V)
+    attention = attention_of(state) if opts.return_attention else None
+    scores = torch.full((B, K), NEG_INF, device=device)
+    scores[:, 0] = 0  # one live beam per input at the start, so the K first picks differ
+    history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
+    attention_history = None if attention is None else attention.new_zeros(B * K, 0, attention.shape[-1])
+    items = torch.arange(B, device=device)  # the input each block of K rows belongs to
+    finished = [Finished(opts.n_best, opts.length_penalty) for _ in range(B)]
+
+    for t in range(int(limits.max())):
+        R = len(items)
+        allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
+        candidates = (scores.view(R * K, 1) + allowed).view(R, K * V)
+        top_scores, top_index = candidates.topk(2 * K, dim=1)  # (R, 2K), best first
+        beam, token = top_index // V, top_index % V
+        rows = torch.arange(R, device=device)[:, None] * K + beam  # (R, 2K) the row each candidate extends
+
+        def hypothesis_of(r: int, j: int):
+            row = int(rows[r, j])
+            tokens = torch.cat([history[row], token[r, j : j + 1]])
+            weights = None if attention is None else torch.cat([attention_history[row], attention[row : row + 1]])
+            return tokens, float(top_scores[r, j]), weights
+
+        is_eos = token == model.eos_id if model.eos_id is not None else torch.zeros_like(token, dtype=torch.bool)
+        final_eos = is_eos & (torch.arange(2 * K, device=device) < K) & (top_scores > NEG_INF)
+        for r, j in final_eos.nonzero().tolist():
+            finished[int(items[r])].add(*hypothesis_of(r, j))
+
+        # The K best non-EOS candidates continue.
+        is_open = ~is_eos
+        keep_rank = is_open & (is_open.cumsum(dim=1) <= K)
+        pick = keep_rank.nonzero()[:, 1].view(R, K)  # (R, K) candidate positions, best first
+        open_scores = top_scores.gather(1, pick)
+        open_rows, open_tokens = rows.gather(1, pick), token.gather(1, pick)
+
+        done = torch.zeros(R, dtype=torch.bool)
+        for r in range(R):
+            item, limit = int(items[r]), int(limits[items[r]])
+            if t + 1 >= limit:  # out of length: the open beams end here, unfinished
+                for j in pick[r].tolist():
+                    if top_scores[r, j] > NEG_INF:
+                        finished[item].add(*hypothesis_of(r, j))
+                done[r] = True
+            else:
+                done[r] = finished[item].cannot_improve(float(open_scores[r, 0]), t + 2, limit)
+        keep = (~done).nonzero().squeeze(1).to(device)
+        if keep.numel() == 0:
+            break
+        flat = open_rows[keep].flatten()  # (R' * K,) source row of every continuing beam
+        history = torch.cat([history[flat], open_tokens[keep].flatten()[:, None]], dim=1)
+        if attention is not None:
+            attention_history = torch.cat([attention_history[flat], attention[flat][:, None]], dim=1)
+        scores, items = open_scores[keep], items[keep]
+        log_probs, state = model.step(open_tokens[keep].flatten(), model.reorder_state(state, flat))
+        attention = attention_of(state) if opts.return_attention else None
+    return [f.hypotheses[: opts.n_best] for f in finished]

@@ -1,0 +1,68 @@
+"""Greedy decoding and sampling: one token per row per step, finished rows dropped from the batch."""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.decoding import DecodingOptions, Hypothesis, attention_of, length_penalty, mask_early_eos
+
+
+def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):
+    B, device = log_probs.shape[0], log_probs.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(opts.seed if opts.seed is not None else int(torch.seed() % 2**63))
+    limits = limits.to(device)
+    out = torch.zeros(B, int(limits.max()), dtype=torch.long, device=device)
+    lengths = torch.zeros(B, dtype=torch.long, device=device)
+    total = torch.zeros(B, device=device)
+    attention = attention_of(state)
+    attention_out = [[] for _ in range(B)] if opts.return_attention and attention is not None else None
+    rows = torch.arange(B, device=device)  # the input each active row belongs to
+    for t in range(int(limits.max())):
+        allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
+        token = choose(allowed, opts, generator)  # (R,)
+        out[rows, t] = token
+        lengths[rows] = t + 1
+        total[rows] += log_probs.gather(1, token[:, None]).squeeze(1)
+        if attention_out is not None:
+            for row, weights in zip(rows.tolist(), attention_of(state)):
+                attention_out[row].append(weights)
+        done = t + 1 >= limits[rows]
+        if model.eos_id is not None:
+            done |= token == model.eos_id
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            rows, token = rows[keep], token[keep]
+            state = model.reorder_state(state, keep)
+        log_probs, state = model.step(token, state)
+    return [
+        [
+            Hypothesis(
+                tokens=out[b, : lengths[b]],
+                log_prob=float(total[b]),
+                score=float(total[b] / length_penalty(int(lengths[b]), opts.length_penalty)),
+                attention=torch.stack(attention_out[b]) if attention_out is not None else None,
+            )
+        ]
+        for b in range(B)
+    ]
+
+
+def choose(log_probs: torch.Tensor, opts: DecodingOptions, generator: torch.Generator) -> torch.Tensor:
+    """(R, V) log-probabilities -> (R,) tokens: the argmax, or a sample from the filtered distribution."""
+    if opts.strategy == "greedy":
+        return log_probs.argmax(dim=-1)
+    logits = log_probs / opts.temperature
+    if opts.top_k is not None and opts.top_k < logits.shape[-1]:
+        kth = logits.topk(opts.top_k, dim=-1).values[:, -1:]  # (R, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if opts.top_p is not None and opts.top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # mass of the tokens ranked above each token
+        drop_sorted = before >= opts.top_p  # keep the smallest prefix whose mass reaches top_p
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
