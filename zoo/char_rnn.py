@@ -140,7 +140,10 @@ class CharRNN(DecodingMixin, L.LightningModule):
         return {"h": zeros, "c": zeros.clone()} if self.hparams.cell == "lstm" else {"h": zeros}
 
     def step(self, tokens: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
-        logits, state = self(tokens[:, None], state)  # (B, 1, V)
+        return self.prefill(tokens[:, None], state)
+
+    def prefill(self, prompt: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
+        logits, state = self(prompt, state)  # (B, P, V): the whole prompt in one pass
         return torch.log_softmax(logits[:, -1], dim=-1), state
 
     def generate_texts(self, prompt: str, length: int, **options) -> list[tuple[str, float]]:

@@ -7,7 +7,8 @@ A model implements:
     step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V);
                                                   a dict state may carry "attention" (R, S)
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
-and sets ``eos_id`` (None: no end token) and, for encoder-decoders, ``bos_id``. It then has
+optionally prefill(prompt, state) -> (log_probs, state), the prompt (B, P) in one pass (default:
+P calls of step), and sets ``eos_id`` (None: no end token) and, for encoder-decoders, ``bos_id``. It then has
 ``generate``: greedy, beam search (zoo/beam_search.py) or sampling (zoo/sequential_decoding.py).
 
 Scores: every hypothesis carries ``log_prob``, the sum of its tokens' log-probabilities
@@ -97,6 +98,12 @@ class DecodingMixin:
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return gather_rows(state, index)
 
+    def prefill(self, prompt: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Feed the prompt (B, P); returns the log-probs of the first new token. Override to do it in one pass."""
+        for t in range(prompt.shape[1]):
+            log_probs, state = self.step(prompt[:, t], state)  # (B, V)
+        return log_probs, state
+
     @torch.no_grad()
     def generate(
         self,
@@ -120,8 +127,7 @@ class DecodingMixin:
         self.eval()
         try:
             state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
-            for t in range(prompt.shape[1]):
-                log_probs, state = self.step(prompt[:, t], state)  # (B, V)
+            log_probs, state = self.prefill(prompt, state)
             if opts.strategy == "beam":
                 return beam_search(self, state, log_probs, limits, opts)
             return decode_sequentially(self, state, log_probs, limits, opts)
