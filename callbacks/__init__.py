@@ -3,5 +3,6 @@
 from callbacks.hidden_state import HiddenStateCallback
 from callbacks.sample_text import SampleTextCallback
 from callbacks.tokens_per_second import TokensPerSecond
+from callbacks.translation_samples import TranslationSamplesCallback
 
-__all__ = ["HiddenStateCallback", "SampleTextCallback", "TokensPerSecond"]
+__all__ = ["HiddenStateCallback", "SampleTextCallback", "TokensPerSecond", "TranslationSamplesCallback"]

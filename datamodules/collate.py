@@ -16,6 +16,7 @@ class TranslationBatch(TypedDict):
     tgt_in: torch.Tensor  # (B, T) decoder input: <bos> y_1 ... y_n, padded
     tgt_out: torch.Tensor  # (B, T) decoder target: y_1 ... y_n <eos>, padded
     tgt_pad_mask: torch.Tensor  # (B, T) True exactly at pad positions (the same for tgt_in and tgt_out)
+    tgt_text: list[str]  # the raw target sentences, references for BLEU
 
 
 def pad(sequences: list[list[int]]) -> torch.Tensor:
@@ -26,7 +27,7 @@ def pad(sequences: list[list[int]]) -> torch.Tensor:
 
 
 def collate_pairs(examples: list[dict]) -> TranslationBatch:
-    """``examples``: dicts with ``src_ids`` and ``tgt_ids`` (token ids without specials)."""
+    """``examples``: dicts with ``src_ids`` and ``tgt_ids`` (token ids without specials) and ``tgt`` (text)."""
     src = pad([e["src_ids"] + [EOS_ID] for e in examples])
     tgt_in = pad([[BOS_ID] + e["tgt_ids"] for e in examples])
     tgt_out = pad([e["tgt_ids"] + [EOS_ID] for e in examples])
@@ -37,4 +38,5 @@ def collate_pairs(examples: list[dict]) -> TranslationBatch:
         tgt_in=tgt_in,
         tgt_out=tgt_out,
         tgt_pad_mask=tgt_out == PAD_ID,
+        tgt_text=[e.get("tgt", "") for e in examples],
     )

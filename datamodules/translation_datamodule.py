@@ -53,7 +53,8 @@ class TranslationDataModule(L.LightningDataModule):
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("set exactly one of max_tokens and batch_size (the other to null)")
         self.source, self.pair, self.tokenizer_kind = source, pair, tokenizer
-        self.vocab_size, self.joint_vocab = vocab_size, joint_vocab
+        # Not "self.vocab_size": the CLI links a DataModule's vocab_size into language models.
+        self.tokenizer_vocab_size, self.joint_vocab = vocab_size, joint_vocab
         self.max_tokens, self.batch_size, self.max_len = max_tokens, batch_size, max_len
         self.seed, self.num_workers = seed, num_workers
         self.datasets: dict[str, datasets.Dataset] = {}
@@ -73,7 +74,7 @@ class TranslationDataModule(L.LightningDataModule):
         digest = hashlib.sha256(f"{self.source}|{self.pair}".encode())
         for side in (train.src, train.tgt):
             digest.update("\n".join(side).encode())
-        setting = f"{self.tokenizer_kind}-{self.vocab_size}-{'joint' if self.joint_vocab else 'separate'}"
+        setting = f"{self.tokenizer_kind}-{self.tokenizer_vocab_size}-{'joint' if self.joint_vocab else 'separate'}"
         return cache_dir() / "translation" / digest.hexdigest()[:16] / setting
 
     @cached_property
@@ -86,7 +87,7 @@ class TranslationDataModule(L.LightningDataModule):
             sides = [train.src + train.tgt] if self.joint_vocab else [train.src, train.tgt]
             self.cache_folder.mkdir(parents=True, exist_ok=True)
             for path, texts in zip(paths, sides):
-                train_tokenizer(self.tokenizer_kind, texts, self.vocab_size).save(str(path))
+                train_tokenizer(self.tokenizer_kind, texts, self.tokenizer_vocab_size).save(str(path))
         loaded = [Tokenizer.from_file(str(p)) for p in paths]
         return (loaded[0], loaded[0]) if self.joint_vocab else (loaded[0], loaded[1])
 
@@ -174,7 +175,7 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = self.datasets[split].select_columns(["src_ids", "tgt_ids"])
+        dataset = self.datasets[split].select_columns(["src_ids", "tgt_ids", "tgt"])
         return DataLoader(
             dataset, batch_sampler=self.sampler(split), collate_fn=collate_pairs, num_workers=self.num_workers
         )

@@ -1,4 +1,5 @@
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,24 @@ def small_corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text(shakespeare_text()[:40_000], encoding="utf-8")
     return path
+
+
+WORDS = "a man woman dog runs jumps over the red ball in park with small child".split()
+
+
+def toy_pairs(n, seed=0):
+    rng = random.Random(seed)
+    src = [" ".join(rng.choices(WORDS, k=rng.randint(2, 12))) for _ in range(n)]
+    return src, [" ".join(reversed(s.split())) + " ." for s in src]
+
+
+@pytest.fixture
+def toy_folder(tmp_path):
+    """A tiny parallel corpus, en -> xx (the words reversed, plus a full stop), as local files."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split, n in (("train", 400), ("val", 40), ("test", 40)):
+        src, tgt = toy_pairs(n, seed=len(split))
+        (folder / f"{split}.en").write_text("\n".join(src) + "\n")
+        (folder / f"{split}.xx").write_text("\n".join(tgt) + "\n")
+    return folder

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import random
 
 import pytest
 import torch
@@ -11,26 +10,6 @@ from datamodules import CorpusError
 from datamodules.collate import collate_pairs
 from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, normalize, train_tokenizer
 from datamodules.translation_datamodule import TranslationDataModule
-
-WORDS = "a man woman dog runs jumps over the red ball in park with small child".split()
-
-
-def toy_pairs(n, seed=0):
-    rng = random.Random(seed)
-    src = [" ".join(rng.choices(WORDS, k=rng.randint(2, 12))) for _ in range(n)]
-    return src, [" ".join(reversed(s.split())) + " ." for s in src]
-
-
-@pytest.fixture
-def toy_folder(tmp_path):
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    for split, n in (("train", 400), ("val", 40), ("test", 40)):
-        src, tgt = toy_pairs(n, seed=len(split))
-        (folder / f"{split}.en").write_text("\n".join(src) + "\n")
-        (folder / f"{split}.xx").write_text("\n".join(tgt) + "\n")
-    return folder
-
 
 def toy_module(folder, **kwargs):
     options = dict(pair="en-xx", tokenizer="bpe", vocab_size=100, max_tokens=200)

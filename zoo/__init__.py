@@ -3,5 +3,6 @@
 from zoo.char_rnn import CharRNN
 from zoo.checkpoints import CheckpointError, load_model
 from zoo.decoding import DecodingMixin
+from zoo.seq2seq import Seq2Seq
 
-__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "load_model"]
+__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "load_model"]

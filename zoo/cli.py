@@ -21,6 +21,19 @@ DESCRIPTION = (
 )
 
 
+LINKS = [  # DataModule attribute -> model argument
+    ("vocab_size", "vocab_size"),
+    ("vocab", "vocab"),
+    ("src_vocab_size", "src_vocab_size"),
+    ("tgt_vocab_size", "tgt_vocab_size"),
+    ("pad_id", "pad_id"),
+    ("bos_id", "bos_id"),
+    ("eos_id", "eos_id"),
+    ("src_tokenizer_json", "src_tokenizer"),
+    ("tgt_tokenizer_json", "tgt_tokenizer"),
+]
+
+
 class ZooCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, **kwargs):
         super().__init__(
@@ -37,8 +50,10 @@ class ZooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Applied after the DataModule is built (it reads the corpus to know its vocabulary);
         # Lightning >= 2.6 stores linked values in the model's hparams, so checkpoints rebuild it.
-        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
-        parser.link_arguments("data.vocab", "model.init_args.vocab", apply_on="instantiate")
+        # A link whose source or target the chosen classes lack is skipped, so one list serves
+        # language models (vocab) and translation models (two vocabularies, special ids, tokenizers).
+        for source, target in LINKS:
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         logger = self.config[self.subcommand].trainer.logger

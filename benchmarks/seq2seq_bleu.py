@@ -1,0 +1,66 @@
+"""BLEU of trained translation checkpoints on Multi30k test_2016_flickr en->fr, greedy and beam 5.
+
+SacreBLEU on detokenized output against the raw references (13a tokenizer), and the same
+lowercased (the Multi30k literature scores lowercased text); the signatures are printed.
+With --heatmap, also saves the attention map of one test sentence as a PNG.
+
+    python benchmarks/seq2seq_bleu.py --checkpoint A.ckpt [--checkpoint B.ckpt] [--heatmap-dir DIR] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import sacrebleu
+import torch
+
+from callbacks.translation_samples import attention_figure
+from datamodules.parallel_corpus import load_parallel
+from zoo import load_model
+
+BATCH = 64
+
+
+def translate_all(model, sentences: list[str], **options) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    out = []
+    for i in range(0, len(sentences), BATCH):
+        out += model.translate(sentences[i : i + BATCH], **options)
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", required=True)
+    parser.add_argument("--heatmap-dir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="the first 100 test sentences only")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    test = load_parallel("multi30k", "en-fr", "test")
+    sources, references = (test.src[:100], test.tgt[:100]) if args.quick else (test.src, test.tgt)
+    summary = {}
+    print(f"Multi30k test_2016_flickr en->fr, {len(sources)} sentences")
+    print(f"{'checkpoint':<40}{'decoding':<10}{'BLEU':>7}{'BLEU lc':>9}{'sent/s':>8}")
+    for path in args.checkpoint:
+        model = load_model(path)
+        name = f"{model.hparams.get('attention', type(model).__name__)}"
+        for label, options in (("greedy", dict(strategy="greedy")), ("beam 5", dict(strategy="beam", beam_size=5))):
+            hypotheses, seconds = translate_all(model, sources, **options)
+            cased = sacrebleu.corpus_bleu(hypotheses, [references])
+            lower = sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True)
+            print(f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}")
+            summary[f"{name} {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
+        if args.heatmap_dir:
+            args.heatmap_dir.mkdir(parents=True, exist_ok=True)
+            text, detail = model.translate_with_attention([sources[1]])[0]
+            figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title=f"{name}: {text}")
+            figure.savefig(args.heatmap_dir / f"attention_{name}.png", dpi=110)
+    print("signature:", sacrebleu.BLEU().get_signature(), "| lowercased:", sacrebleu.BLEU(lowercase=True).get_signature())
+    print(json.dumps({"benchmark": "seq2seq_bleu", "quick": args.quick, "sentences": len(sources), **summary}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""TranslationSamplesCallback: after each validation, translate fixed sentences and log them with attention maps."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed
+import matplotlib.pyplot as plt
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+
+
+def attention_figure(src_pieces: list[str], tgt_pieces: list[str], weights, title: str = ""):
+    """A heatmap of attention weights: one row per target piece, one column per source piece."""
+    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(src_pieces), 1 + 0.4 * len(tgt_pieces)))
+    axes.imshow(weights.numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    axes.set_xticks(range(len(src_pieces)), src_pieces, rotation=60, ha="right")
+    axes.set_yticks(range(len(tgt_pieces)), tgt_pieces)
+    axes.set_xlabel("source")
+    axes.set_ylabel("translation")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+class TranslationSamplesCallback(Callback):
+    """Logs ``translations`` (epoch, source, reference, hypothesis) for the first ``n`` validation
+    sentences, and one ``attention/<i>`` heatmap image per sentence. Needs W&B and a model with
+    ``translate_with_attention`` (zoo.Seq2Seq, zoo.Transformer)."""
+
+    def __init__(self, n: int = 4):
+        self.n = n
+        self.rows: list[list] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if trainer.sanity_checking or not trainer.is_global_zero or not loggers:
+            return
+        texts = trainer.datamodule.texts["val"]
+        sources, references = texts.src[: self.n], texts.tgt[: self.n]
+        results = pl_module.translate_with_attention(sources)
+        images = []
+        for i, (source, reference, (hypothesis, detail)) in enumerate(zip(sources, references, results)):
+            self.rows.append([trainer.current_epoch, source, reference, hypothesis])
+            if detail["attention"] is not None:
+                figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title=hypothesis)
+                images.append(figure)
+        for logger in loggers:
+            logger.log_text("translations", columns=["epoch", "source", "reference", "hypothesis"], data=self.rows)
+            if images:
+                logger.log_image("attention", images=images, step=trainer.global_step)
+        for figure in images:
+            plt.close(figure)

@@ -1,0 +1,115 @@
+"""Seq2Seq: attention masks, padding invariance, memorisation, a golden toy task, clear errors."""
+
+import random
+
+import pytest
+import torch
+
+from datamodules.collate import collate_pairs
+from zoo import Seq2Seq
+from zoo.attention import Attention
+
+KINDS = ["bahdanau", "dot", "general", "concat"]
+
+
+def tiny(attention="bahdanau", cell="gru", **kwargs):
+    torch.manual_seed(0)
+    options = dict(embedding_dim=16, hidden_size=32, dropout=0.0, learning_rate=3e-3)
+    return Seq2Seq(12, 12, attention=attention, cell=cell, **{**options, **kwargs})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attention_weights_sum_to_one_over_real_tokens_and_are_zero_on_pads(kind):
+    torch.manual_seed(0)
+    attention = Attention(kind, query_dim=8, key_dim=8, attention_dim=6)
+    values = torch.randn(3, 5, 8)
+    pad = torch.tensor([[False] * 5, [False, False, True, True, True], [False] * 4 + [True]])
+    context, weights = attention(torch.randn(3, 8), attention.project_keys(values), values, pad)
+    assert torch.all(weights[pad] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+    torch.testing.assert_close(context, torch.einsum("bs,bsd->bd", weights, values))
+
+
+@pytest.mark.parametrize("kind, cell", [("bahdanau", "gru"), ("general", "lstm"), ("dot", "gru"), ("concat", "lstm")])
+def test_a_sentence_gets_the_same_logits_alone_and_beside_a_much_longer_one(kind, cell):
+    model = tiny(kind, cell, encoder_layers=2, decoder_layers=2).eval()
+    short = {"src_ids": [4, 5, 6], "tgt_ids": [7, 8]}
+    long = {"src_ids": list(range(3, 12)) * 4, "tgt_ids": [5, 6, 7, 8, 9, 10]}
+    alone, batched = collate_pairs([short]), collate_pairs([short, long])
+
+    def logits(batch):
+        state = model.init_state(model.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"]))
+        rows = []
+        for t in range(batch["tgt_in"].shape[1]):
+            log_probs, state = model.step(batch["tgt_in"][:, t], state)
+            rows.append(log_probs)
+        return torch.stack(rows, 1)
+
+    with torch.no_grad():
+        torch.testing.assert_close(logits(batched)[0, :3], logits(alone)[0], atol=1e-5, rtol=1e-5)
+
+
+def reverse_task(n, seed):
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        src = [rng.randint(4, 11) for _ in range(rng.randint(3, 7))]
+        pairs.append({"src_ids": src, "tgt_ids": src[::-1]})
+    return pairs
+
+
+def train(model, pairs, steps, batch_size=64, seed=0):
+    rng = random.Random(seed)
+    optimizer = model.configure_optimizers()
+    model.train()
+    for _ in range(steps):
+        total, count = model.sequence_loss(collate_pairs(rng.sample(pairs, min(batch_size, len(pairs)))))
+        optimizer.zero_grad()
+        (total / count).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def exact_match(model, pairs) -> float:
+    batch = collate_pairs(pairs)
+    results = model.generate(batch["src"], batch["src_pad_mask"], max_len_a=1.0, max_len_b=2)
+    return sum(h[0].tokens.tolist() == p["tgt_ids"] + [model.eos_id] for h, p in zip(results, pairs)) / len(pairs)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "dot"])
+def test_learns_to_reverse_strings_perfectly_in_seconds(kind):
+    model = train(tiny(kind, hidden_size=64, embedding_dim=32), reverse_task(3000, seed=0), steps=400)
+    assert exact_match(model, reverse_task(200, seed=1)) == 1.0
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "general"])
+def test_overfits_a_handful_of_pairs_to_exact_reproduction(kind):
+    rng = random.Random(3)
+    pairs = [{"src_ids": [rng.randint(3, 11) for _ in range(6)], "tgt_ids": [rng.randint(3, 11) for _ in range(5)]}
+             for _ in range(6)]  # fmt: skip
+    model = train(tiny(kind), pairs, steps=150)
+    assert exact_match(model, pairs) == 1.0
+
+
+def test_lstm_adaptive_softmax_and_tied_embeddings_train():
+    pairs = reverse_task(200, seed=2)
+    for model in (tiny(cell="lstm", adaptive_softmax_cutoffs=[6]), tiny("general", embedding_dim=32, tie_embeddings=True)):
+        with torch.no_grad():
+            before = float(model.sequence_loss(collate_pairs(pairs))[0])
+        train(model, pairs, steps=30)
+        with torch.no_grad():
+            after = float(model.sequence_loss(collate_pairs(pairs))[0])
+        assert after < before
+        log_probs, _ = model.step(torch.tensor([1]), model.init_state(
+            model.encode(torch.tensor([[4, 5]]), torch.zeros(1, 2, dtype=torch.bool)), torch.zeros(1, 2, dtype=torch.bool), 1))
+        torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(1))
+
+
+def test_bad_input_is_refused_clearly():
+    model = tiny(max_source_len=8).eval()
+    with pytest.raises(ValueError, match="longer than this model accepts"):
+        model.generate(torch.ones(1, 9, dtype=torch.long), torch.zeros(1, 9, dtype=torch.bool))
+    with pytest.raises(ValueError, match="empty source"):
+        model.generate(torch.tensor([[0, 0]]), torch.ones(1, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="tie_embeddings"):
+        tiny(embedding_dim=16, hidden_size=32, tie_embeddings=True)

@@ -1,0 +1,199 @@
+"""Seq2Seq: an RNN encoder-decoder with Bahdanau or Luong attention, for translation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from zoo.attention import Attention, AttentionKind
+from zoo.decoding import DecodingMixin
+from zoo.nested import Static
+from zoo.translation_task import TranslationTask
+
+# Decoding state, batch-first: {"h": (B, layers, H), "c": (B, layers, H) for LSTM,
+# "feed": (B, H) Luong's attentional state fed to the next step, "attention": (B, S),
+# "memory": Static((encoder outputs (B, S, H), projected keys (B, S, .), pad mask (B, S)))}.
+State = dict
+
+
+class Seq2Seq(DecodingMixin, TranslationTask, L.LightningModule):
+    """RNN encoder-decoder with attention.
+
+    The encoder (optionally bidirectional; hidden_size split across directions) runs on
+    packed sequences, so padding never changes a state; a bridge maps its final state to
+    the decoder's initial state. Bahdanau: the decoder's previous state queries the
+    encoder outputs and the context joins the RNN input. Luong (dot, general, concat):
+    the current state queries, and the attentional state tanh(W[c; h]) feeds the output
+    layer and, with input feeding, the next step's input.
+
+    Args:
+        src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id, src_tokenizer, tgt_tokenizer:
+            linked from the TranslationDataModule by the CLI; the tokenizers (JSON) travel in checkpoints.
+        cell: ``gru`` or ``lstm``.
+        embedding_dim, hidden_size: sizes of embeddings and recurrent states.
+        encoder_layers, decoder_layers, bidirectional: the RNN stacks.
+        attention: ``bahdanau``, or Luong's ``dot``, ``general`` or ``concat``.
+        input_feeding: Luong only: feed the attentional state into the next step.
+        dropout: on embeddings, between layers and before the output layer.
+        teacher_forcing: probability, per training step, of feeding the reference token
+            rather than the model's own previous prediction.
+        tie_embeddings: share the target embedding with the output layer (embedding_dim == hidden_size).
+        adaptive_softmax_cutoffs: use an adaptive softmax with these cutoffs (word-level vocabularies).
+        learning_rate: Adam's.
+        max_source_len: longer sources are refused at translation time.
+        max_len_a, max_len_b: decoding stops after a * source length + b tokens.
+        test_beam_size: beam size for ``zoo test``.
+    """
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+        src_tokenizer: str | None = None,
+        tgt_tokenizer: str | None = None,
+        cell: Literal["gru", "lstm"] = "gru",
+        embedding_dim: int = 256,
+        hidden_size: int = 512,
+        encoder_layers: int = 1,
+        decoder_layers: int = 1,
+        bidirectional: bool = True,
+        attention: AttentionKind = "bahdanau",
+        input_feeding: bool = True,
+        dropout: float = 0.2,
+        teacher_forcing: float = 1.0,
+        tie_embeddings: bool = False,
+        adaptive_softmax_cutoffs: list[int] | None = None,
+        learning_rate: float = 1e-3,
+        max_source_len: int = 256,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        test_beam_size: int = 5,
+    ):
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        if bidirectional and hidden_size % 2:
+            raise ValueError(f"a bidirectional encoder splits hidden_size across directions: use an even size, got {hidden_size}")
+        if tie_embeddings and (embedding_dim != hidden_size or adaptive_softmax_cutoffs):
+            raise ValueError("tie_embeddings needs embedding_dim == hidden_size and no adaptive softmax")
+        if not 0 <= teacher_forcing <= 1:
+            raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
+        self.save_hyperparameters(logger=False)
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.luong = attention != "bahdanau"
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        directions = 2 if bidirectional else 1
+        H, E = hidden_size, embedding_dim
+
+        self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=pad_id)
+        self.encoder = rnn(E, H // directions, encoder_layers, batch_first=True, bidirectional=bidirectional,
+                           dropout=dropout if encoder_layers > 1 else 0.0)  # fmt: skip
+        self.bridge = nn.ModuleList(nn.Linear(H, decoder_layers * H) for _ in range(2 if cell == "lstm" else 1))
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=pad_id)
+        self.attention = Attention(attention, query_dim=H, key_dim=H, attention_dim=H)
+        feeds_context = not self.luong or input_feeding
+        self.decoder = rnn(E + (H if feeds_context else 0), H, decoder_layers, batch_first=True,
+                           dropout=dropout if decoder_layers > 1 else 0.0)  # fmt: skip
+        self.combine = nn.Linear(2 * H, H)  # [h; context] -> the features the output layer reads
+        self.dropout = nn.Dropout(dropout)
+        if adaptive_softmax_cutoffs:
+            self.output = nn.AdaptiveLogSoftmaxWithLoss(H, tgt_vocab_size, adaptive_softmax_cutoffs)
+        else:
+            self.output = nn.Linear(H, tgt_vocab_size)
+            if tie_embeddings:
+                self.output.weight = self.tgt_embedding.weight
+        self._init_translation_task()
+
+    # --- encoder ---------------------------------------------------------------------------
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor):
+        """src (B, S) -> (encoder outputs (B, S, H), final states); pads never enter the RNN."""
+        lengths = (~src_pad_mask).sum(1)
+        if bool((lengths == 0).any()):
+            raise ValueError("an empty source sentence cannot be translated")
+        if src.shape[1] > self.hparams.max_source_len:
+            raise ValueError(
+                f"a source of {src.shape[1]} tokens is longer than this model accepts ({self.hparams.max_source_len}). "
+                f"Fix: split the sentence, or raise max_source_len."
+            )
+        x = self.dropout(self.src_embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.encoder(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, H)
+        return out, final
+
+    def init_state(self, memory, src_pad_mask: torch.Tensor, batch_size: int) -> State:
+        outputs, final = memory
+        finals = final if isinstance(final, tuple) else (final,)  # LSTM: (h, c)
+        state: State = {}
+        for name, f, bridge in zip(("h", "c"), finals, self.bridge):
+            directions = 2 if self.hparams.bidirectional else 1
+            top = f[-directions:].transpose(0, 1).reshape(batch_size, -1)  # (B, H): last layer, directions joined
+            state[name] = torch.tanh(bridge(top)).view(batch_size, self.hparams.decoder_layers, -1)  # (B, layers, H)
+        state["feed"] = outputs.new_zeros(batch_size, self.hparams.hidden_size)
+        state["memory"] = Static((outputs, self.attention.project_keys(outputs), src_pad_mask))
+        return state
+
+    # --- decoder ---------------------------------------------------------------------------
+
+    def decoder_step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """tokens (B,) -> output features (B, H) and the next state."""
+        values, keys, pad_mask = state["memory"].value
+        embedded = self.dropout(self.tgt_embedding(tokens))  # (B, E)
+        hidden = tuple(state[k].transpose(0, 1).contiguous() for k in ("h", "c") if k in state)  # (layers, B, H)
+        if self.luong:
+            rnn_input = torch.cat([embedded, state["feed"]], -1) if self.hparams.input_feeding else embedded
+            out, hidden = self.decoder(rnn_input[:, None], hidden if len(hidden) > 1 else hidden[0])
+            query = out[:, 0]  # the current state
+            context, weights = self.attention(query, keys, values, pad_mask)
+        else:
+            query = state["h"][:, -1]  # the previous state, top layer
+            context, weights = self.attention(query, keys, values, pad_mask)
+            out, hidden = self.decoder(torch.cat([embedded, context], -1)[:, None], hidden if len(hidden) > 1 else hidden[0])
+        features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, H)
+        hidden = hidden if isinstance(hidden, tuple) else (hidden,)
+        new_state = {k: h.transpose(0, 1) for k, h in zip(("h", "c"), hidden)}
+        new_state.update(feed=features, memory=state["memory"], attention=weights)
+        return features, new_state
+
+    def log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """features (N, H) -> log-probabilities (N, V)."""
+        if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.output.log_prob(features)
+        return self.output(self.dropout(features)).log_softmax(-1)
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        features, state = self.decoder_step(tokens, state)
+        return self.log_probs(features), state
+
+    # --- training --------------------------------------------------------------------------
+
+    def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing (with probability ``teacher_forcing`` per step, else the model's own guess)."""
+        state = self.init_state(self.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"]))
+        tokens, features = batch["tgt_in"][:, 0], []
+        for t in range(batch["tgt_in"].shape[1]):
+            step_features, state = self.decoder_step(tokens, state)
+            features.append(step_features)
+            if t + 1 < batch["tgt_in"].shape[1]:
+                teacher = not self.training or torch.rand(()) < self.hparams.teacher_forcing
+                tokens = batch["tgt_in"][:, t + 1] if teacher else self.log_probs(step_features).argmax(-1)
+        features = torch.stack(features, 1)  # (B, T, H)
+        real = ~batch["tgt_pad_mask"]
+        targets = batch["tgt_out"][real]
+        if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
+            nll = -self.output(features[real], targets).output.sum()
+        else:
+            nll = F.cross_entropy(self.output(self.dropout(features[real])), targets, reduction="sum")
+        return nll, real.sum()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)

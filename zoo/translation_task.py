@@ -1,0 +1,102 @@
+"""What every translation model in the zoo shares: losses, BLEU, checks, and `translate`.
+
+A model mixes in ``TranslationTask`` after ``DecodingMixin`` and provides
+``sequence_loss(batch) -> (summed negative log-likelihood, number of target tokens)``.
+Validation reports loss, perplexity and SacreBLEU (13a, detokenized hypotheses against the
+raw references) with greedy decoding; test reports SacreBLEU with beam search. BLEU is a
+torchmetrics metric, so it is reduced correctly across DDP ranks.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+from tokenizers import Tokenizer
+from torchmetrics.text import SacreBLEUScore
+
+from datamodules.collate import TranslationBatch, collate_pairs
+from datamodules.text_tokenizer import decode
+from zoo.checkpoints import CheckpointError
+
+
+class TranslationTask:
+    def _init_translation_task(self) -> None:
+        self.val_bleu = SacreBLEUScore(tokenize="13a")
+        self.test_bleu = SacreBLEUScore(tokenize="13a")
+
+    @cached_property
+    def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        src, tgt = self.hparams.src_tokenizer, self.hparams.tgt_tokenizer
+        if src is None or tgt is None:
+            raise ValueError("this model was built without tokenizers: it translates token ids only (generate)")
+        return Tokenizer.from_str(src), Tokenizer.from_str(tgt)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint whose vocabulary differs from this run's DataModule (before shapes clash)."""
+        saved = checkpoint.get("hyper_parameters", {})
+        for side in ("src", "tgt"):
+            theirs, ours = saved.get(f"{side}_tokenizer"), self.hparams.get(f"{side}_tokenizer")
+            if theirs is not None and ours is not None and theirs != ours:
+                raise CheckpointError(
+                    f"the checkpoint's {side} vocabulary differs from this run's data. Fix: use the data "
+                    f"settings it was trained with (source, pair, tokenizer, vocab_size, joint_vocab)."
+                )
+
+    def _log_loss(self, batch: TranslationBatch, stage: str) -> torch.Tensor:
+        total, count = self.sequence_loss(batch)
+        loss = total / count
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=int(count), sync_dist=not on_step)
+        self.log(f"{stage}/ppl", torch.exp(loss.detach()), on_step=on_step, on_epoch=True, batch_size=int(count), sync_dist=not on_step)
+        return loss
+
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+        return self._log_loss(batch, "train")
+
+    def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._log_loss(batch, "val")
+        self.val_bleu.update(self._decode_batch(batch, strategy="greedy"), [[ref] for ref in batch["tgt_text"]])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/bleu", self.val_bleu.compute() * 100, prog_bar=True)
+        self.val_bleu.reset()
+
+    def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
+        self._log_loss(batch, "test")
+        hypotheses = self._decode_batch(batch, strategy="beam", beam_size=self.hparams.test_beam_size)
+        self.test_bleu.update(hypotheses, [[ref] for ref in batch["tgt_text"]])
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/bleu", self.test_bleu.compute() * 100)
+        self.test_bleu.reset()
+
+    def _decode_batch(self, batch: TranslationBatch, **options) -> list[str]:
+        options = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b, **options}
+        results = self.generate(batch["src"], batch["src_pad_mask"], **options)
+        return [decode(self.tokenizers[1], hypotheses[0].tokens.tolist()) for hypotheses in results]
+
+    @torch.no_grad()
+    def translate(self, sentences: list[str], **options) -> list[str]:
+        """Translate raw sentences (one batch); ``options`` as for ``generate`` (greedy by default)."""
+        return [text for text, _ in self.translate_with_attention(sentences, **options)]
+
+    @torch.no_grad()
+    def translate_with_attention(self, sentences: list[str], **options) -> list[tuple[str, dict]]:
+        """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
+        "attention": (target pieces, source pieces) weights} (attention None for models without)."""
+        empty = [i for i, s in enumerate(sentences) if not s.strip()]
+        if empty:
+            raise ValueError(f"source sentence(s) {empty} are empty: there is nothing to translate.")
+        src_tok, tgt_tok = self.tokenizers
+        encoded = src_tok.encode_batch(sentences)
+        batch = collate_pairs([{"src_ids": e.ids, "tgt_ids": []} for e in encoded])
+        options = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b, "return_attention": True, **options}
+        results = self.generate(batch["src"].to(self.device), batch["src_pad_mask"].to(self.device), **options)
+        out = []
+        for e, hypotheses in zip(encoded, results):
+            best = hypotheses[0]
+            pieces = [tgt_tok.id_to_token(i) for i in best.tokens.tolist()]
+            attention = None if best.attention is None else best.attention[:, : len(e.ids) + 1].cpu()  # + <eos>
+            out.append((decode(tgt_tok, best.tokens.tolist()), {"src": e.tokens + ["<eos>"], "tgt": pieces, "attention": attention}))
+        return out
