@@ -149,15 +149,15 @@ class Seq2Seq(DecodingMixin, TranslationTask, L.LightningModule):
         values, keys, pad_mask = state["memory"].value
         embedded = self.dropout(self.tgt_embedding(tokens))  # (B, E)
         hidden = tuple(state[k].transpose(0, 1).contiguous() for k in ("h", "c") if k in state)  # (layers, B, H)
+        hidden = hidden if len(hidden) == 2 else hidden[0]  # LSTM: (h, c); GRU: h
         if self.luong:
             rnn_input = torch.cat([embedded, state["feed"]], -1) if self.hparams.input_feeding else embedded
-            out, hidden = self.decoder(rnn_input[:, None], hidden if len(hidden) > 1 else hidden[0])
-            query = out[:, 0]  # the current state
-            context, weights = self.attention(query, keys, values, pad_mask)
+            out, hidden = self.decoder(rnn_input[:, None], hidden)
+            context, weights = self.attention(out[:, 0], keys, values, pad_mask)  # queried by the current state
         else:
             query = state["h"][:, -1]  # the previous state, top layer
             context, weights = self.attention(query, keys, values, pad_mask)
-            out, hidden = self.decoder(torch.cat([embedded, context], -1)[:, None], hidden if len(hidden) > 1 else hidden[0])
+            out, hidden = self.decoder(torch.cat([embedded, context], -1)[:, None], hidden)
         features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, H)
         hidden = hidden if isinstance(hidden, tuple) else (hidden,)
         new_state = {k: h.transpose(0, 1) for k, h in zip(("h", "c"), hidden)}
