@@ -47,7 +47,7 @@ class TranslationSamplesCallback(Callback):
                 images.append(figure)
         for logger in loggers:
             logger.log_text("translations", columns=["epoch", "source", "reference", "hypothesis"], data=self.rows)
-            if images:
-                logger.log_image("attention", images=images, step=trainer.global_step)
+            for i, figure in enumerate(images):  # one key per sentence: the maps differ in size
+                logger.log_image(f"attention/{i}", images=[figure], step=trainer.global_step)
         for figure in images:
             plt.close(figure)
