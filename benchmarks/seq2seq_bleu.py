@@ -42,6 +42,7 @@ def main() -> None:
     test = load_parallel("multi30k", "en-fr", "test")
     sources, references = (test.src[:100], test.tgt[:100]) if args.quick else (test.src, test.tgt)
     summary = {}
+    cased_bleu, lower_bleu = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True)
     print(f"Multi30k test_2016_flickr en->fr, {len(sources)} sentences")
     print(f"{'checkpoint':<40}{'decoding':<10}{'BLEU':>7}{'BLEU lc':>9}{'sent/s':>8}")
     for path in args.checkpoint:
@@ -49,8 +50,8 @@ def main() -> None:
         name = f"{model.hparams.get('attention', type(model).__name__)}"
         for label, options in (("greedy", dict(strategy="greedy")), ("beam 5", dict(strategy="beam", beam_size=5))):
             hypotheses, seconds = translate_all(model, sources, **options)
-            cased = sacrebleu.corpus_bleu(hypotheses, [references])
-            lower = sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True)
+            cased = cased_bleu.corpus_score(hypotheses, [references])
+            lower = lower_bleu.corpus_score(hypotheses, [references])
             print(f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}")
             summary[f"{name} {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
         if args.heatmap_dir:
@@ -58,7 +59,7 @@ def main() -> None:
             text, detail = model.translate_with_attention([sources[1]])[0]
             figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title=f"{name}: {text}")
             figure.savefig(args.heatmap_dir / f"attention_{name}.png", dpi=110)
-    print("signature:", sacrebleu.BLEU().get_signature(), "| lowercased:", sacrebleu.BLEU(lowercase=True).get_signature())
+    print("signatures:", cased_bleu.get_signature(), "|", lower_bleu.get_signature())
     print(json.dumps({"benchmark": "seq2seq_bleu", "quick": args.quick, "sentences": len(sources), **summary}))
 
 
