@@ -113,3 +113,17 @@ def test_bad_input_is_refused_clearly():
         model.generate(torch.tensor([[0, 0]]), torch.ones(1, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="tie_embeddings"):
         tiny(embedding_dim=16, hidden_size=32, tie_embeddings=True)
+
+
+@pytest.mark.parametrize("kind, cell", [("bahdanau", "lstm"), ("concat", "gru")])
+def test_batched_padded_beam_search_equals_each_sentence_alone(kind, cell):
+    model = tiny(kind, cell).eval()
+    sources = [[4, 5, 6], list(range(3, 12)) * 2, [7]]
+    batch = collate_pairs([{"src_ids": s, "tgt_ids": []} for s in sources])
+    options = dict(strategy="beam", beam_size=4, n_best=2, max_len_a=1.0, max_len_b=3)
+    batched = model.generate(batch["src"], batch["src_pad_mask"], **options)
+    for source, hypotheses in zip(sources, batched):
+        one = collate_pairs([{"src_ids": source, "tgt_ids": []}])
+        alone = model.generate(one["src"], one["src_pad_mask"], **options)[0]
+        assert [h.tokens.tolist() for h in hypotheses] == [h.tokens.tolist() for h in alone]
+        assert [h.score for h in hypotheses] == pytest.approx([h.score for h in alone], abs=1e-5)
