@@ -60,13 +60,17 @@ def reverse_task(n, seed):
 
 def train(model, pairs, steps, batch_size=64, seed=0):
     rng = random.Random(seed)
-    optimizer = model.configure_optimizers()
+    configured = model.configure_optimizers()  # an optimizer, or {"optimizer", "lr_scheduler"}
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    scheduler = configured["lr_scheduler"]["scheduler"] if isinstance(configured, dict) else None
     model.train()
     for _ in range(steps):
         total, count = model.sequence_loss(collate_pairs(rng.sample(pairs, min(batch_size, len(pairs)))))
         optimizer.zero_grad()
         (total / count).backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
     return model.eval()
 
 

@@ -4,5 +4,6 @@ from zoo.char_rnn import CharRNN
 from zoo.checkpoints import CheckpointError, load_model
 from zoo.decoding import DecodingMixin
 from zoo.seq2seq import Seq2Seq
+from zoo.transformer import Transformer
 
-__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "load_model"]
+__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "Transformer", "load_model"]

@@ -1,0 +1,100 @@
+"""Transformer: positional encodings, causality, pads, cached decoding against full recomputation, a toy task."""
+
+import math
+
+import pytest
+import torch
+
+from datamodules.collate import collate_pairs
+from tests.test_seq2seq import exact_match, reverse_task, train
+from zoo.positional_encoding import sinusoidal_table
+from zoo.transformer import Transformer
+
+
+def tiny(**kwargs):
+    torch.manual_seed(0)
+    options = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn_dim=64, dropout=0.0,
+                   learning_rate=2e-3, warmup_steps=100, label_smoothing=0.0)  # fmt: skip
+    return Transformer(12, 12, **{**options, **kwargs})
+
+
+def test_sinusoidal_encoding_follows_the_formula():
+    table = sinusoidal_table(50, 16)
+    for p in (0, 1, 7, 49):
+        for i in range(8):
+            angle = p / 10000 ** (2 * i / 16)
+            assert table[p, 2 * i] == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[p, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+def test_sin_only_aliases_positions_that_sin_cos_keeps_apart():
+    sin_only, sin_cos = sinusoidal_table(200, 16, sin_only=True), sinusoidal_table(200, 16)
+    pair = slice(0, 2)  # the fastest-turning pair of dimensions
+    distances = torch.cdist(sin_only[:, pair], sin_only[:, pair])
+    distances.fill_diagonal_(float("inf"))
+    p, q = divmod(int(distances.argmin()), 200)
+    assert distances[p, q] < 0.01  # two distinct positions look the same in this pair ...
+    assert torch.dist(sin_cos[p, pair], sin_cos[q, pair]) > 0.1  # ... but not with sin and cos
+    full = torch.cdist(sin_cos, sin_cos)
+    full.fill_diagonal_(float("inf"))
+    assert full.min() > 0.05  # every position's full encoding is distinct
+
+
+def logits_of(model, batch):
+    memory = model.encode(batch["src"], batch["src_pad_mask"])
+    logits, _ = model.decode_tokens(batch["tgt_in"], model.init_state(memory, batch["src_pad_mask"], len(batch["src"])))
+    return logits
+
+
+@torch.no_grad()
+def test_future_target_tokens_and_pads_change_nothing_earlier():
+    model = tiny().eval()
+    base = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 9, 10]}])
+    changed = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 5, 5]}])
+    torch.testing.assert_close(logits_of(model, changed)[:, :3], logits_of(model, base)[:, :3])
+    padded = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 9, 10]}, {"src_ids": list(range(3, 12)), "tgt_ids": [4] * 9}])
+    torch.testing.assert_close(logits_of(model, padded)[0, :5], logits_of(model, base)[0], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_cached_decoding_equals_a_full_forward_pass():
+    model = tiny().eval()
+    batch = collate_pairs([{"src_ids": [4, 5, 6, 7], "tgt_ids": []}, {"src_ids": [8, 9], "tgt_ids": []}])
+    for strategy in ("greedy", "beam"):
+        results = model.generate(batch["src"], batch["src_pad_mask"], strategy=strategy, beam_size=3, n_best=1,
+                                 max_len=8, length_penalty=0.0)  # fmt: skip
+        for row, (best,) in enumerate(results):
+            one = {k: v[row : row + 1] for k, v in batch.items() if torch.is_tensor(v)}
+            tgt_in = torch.cat([torch.tensor([model.bos_id]), best.tokens[:-1]])[None]
+            memory = model.encode(one["src"], one["src_pad_mask"])
+            logits, _ = model.decode_tokens(tgt_in, model.init_state(memory, one["src_pad_mask"], 1))
+            full = logits[0].log_softmax(-1).gather(1, best.tokens[:, None]).sum()
+            assert best.log_prob == pytest.approx(float(full), abs=1e-4)
+
+
+def test_learns_to_reverse_strings_perfectly():
+    model = train(tiny(d_model=64, ffn_dim=128), reverse_task(3000, seed=0), steps=400)
+    assert exact_match(model, reverse_task(200, seed=1)) == 1.0
+
+
+def test_zoo_fit_then_test_a_transformer(toy_folder):
+    from pathlib import Path
+
+    from tests.test_cli import only, zoo
+    from zoo import load_model
+
+    work = toy_folder.parent
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "transformer" / "multi30k_en_fr.yaml")
+    args = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx",
+            "--data.init_args.vocab_size", "100", "--data.init_args.max_tokens", "400",
+            "--model.init_args.d_model", "32", "--model.init_args.ffn_dim", "64", "--model.init_args.warmup_steps", "4",
+            "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    fit = zoo("fit", "--config", config, *args, cwd=work)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
+    test = zoo("test", "--config", config, *args, "--ckpt_path", str(last), cwd=work)
+    assert test.returncode == 0 and "test/bleu" in test.stdout, test.stderr[-3000:]
+    model = load_model(last)
+    assert model.src_embedding is model.tgt_embedding is not None  # joint vocabulary: one tied matrix
+    assert model.output.weight is model.tgt_embedding.weight
+    assert len(model.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)) == 2

@@ -1,0 +1,51 @@
+"""Multi-head attention on torch's scaled_dot_product_attention, with a key/value cache for decoding."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not divisible by {heads} heads")
+        self.heads, self.dropout = heads, dropout
+        self.query = nn.Linear(d_model, d_model)
+        self.key_value = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        return x.view(B, T, self.heads, D // self.heads).transpose(1, 2)  # (B, H, T, D/H)
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, D) -> keys and values (B, H, S, D/H); for cross-attention, once per source."""
+        k, v = self.key_value(source).chunk(2, dim=-1)
+        return self.split_heads(k), self.split_heads(v)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        key_pad_mask: torch.Tensor | None = None,
+        causal: bool = False,
+    ) -> torch.Tensor:
+        """x (B, T, D) attends to keys/values (B, H, S, D/H); pads (B, S) and, if causal, the future are masked."""
+        B, T, D = x.shape
+        S = keys.shape[2]
+        q = self.split_heads(self.query(x))  # (B, H, T, D/H)
+        allowed = None  # bool (B, 1, T, S), True where attention may look
+        if key_pad_mask is not None:
+            allowed = ~key_pad_mask[:, None, None, :]
+        if causal:
+            # query t sits at position S - T + t (earlier positions may come from the cache)
+            future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
+            allowed = ~future if allowed is None else allowed & ~future
+        out = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, T, D/H)
+        return self.out(out.transpose(1, 2).reshape(B, T, D))

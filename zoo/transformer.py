@@ -1,0 +1,145 @@
+"""Transformer: the encoder-decoder of Vaswani et al. for translation, decoding with a key/value cache."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.decoding import DecodingMixin
+from zoo.nested import Static
+from zoo.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.transformer_layers import DecoderLayer, EncoderLayer
+from zoo.translation_task import TranslationTask
+
+# Decoding state: {"cache": [per decoder layer {"k", "v"}: (B, H, t, D/H)],
+#                  "memory": Static((source pad mask (B, S), [per layer cross-attention (k, v)]))}
+State = dict
+
+
+class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
+    """Encoder-decoder Transformer.
+
+    Each decoding step runs one position through every layer, reusing the cached keys and
+    values of earlier positions; cross-attention keys and values are computed once per
+    source. With a joint vocabulary (``src_tokenizer == tgt_tokenizer``) and
+    ``tie_embeddings``, source, target and output embeddings are one matrix.
+
+    Args:
+        src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id, src_tokenizer, tgt_tokenizer: linked from the data.
+        d_model, heads, encoder_layers, decoder_layers, ffn_dim, dropout: sizes.
+        norm_first: pre-norm (stabler, the default) or the original post-norm.
+        positional: ``sinusoidal``, ``learned`` or ``sin_only`` (only to show aliasing).
+        max_positions: the longest sequence (source or target) the model handles.
+        tie_embeddings: share embeddings (see above).
+        label_smoothing: in the training loss only (validation reports the true NLL).
+        learning_rate, warmup_steps: AdamW with linear warm-up then inverse-square-root decay.
+        max_len_a, max_len_b, test_beam_size: decoding limits and the beam for ``zoo test``.
+    """
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+        src_tokenizer: str | None = None,
+        tgt_tokenizer: str | None = None,
+        d_model: int = 256,
+        heads: int = 4,
+        encoder_layers: int = 3,
+        decoder_layers: int = 3,
+        ffn_dim: int = 1024,
+        dropout: float = 0.1,
+        norm_first: bool = True,
+        positional: PositionalKind = "sinusoidal",
+        max_positions: int = 256,
+        tie_embeddings: bool = True,
+        label_smoothing: float = 0.1,
+        learning_rate: float = 7e-4,
+        warmup_steps: int = 4000,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        test_beam_size: int = 5,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        joint = src_vocab_size == tgt_vocab_size and src_tokenizer == tgt_tokenizer
+        self.tgt_embedding = self._embedding(tgt_vocab_size)
+        self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)
+        self.positions = PositionalEncoding(positional, d_model, max_positions)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(decoder_layers))
+        # Pre-norm stacks end in a norm; post-norm layers already end in one.
+        self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.output = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if tie_embeddings:
+            self.output.weight = self.tgt_embedding.weight
+        self._init_translation_task()
+
+    def _embedding(self, vocab_size: int) -> nn.Embedding:
+        """std d^-1/2, so that embeddings scaled by sqrt(d) enter at unit scale (and tied logits stay moderate)."""
+        embedding = nn.Embedding(vocab_size, self.hparams.d_model, padding_idx=self.hparams.pad_id)
+        nn.init.normal_(embedding.weight, std=self.hparams.d_model**-0.5)
+        nn.init.zeros_(embedding.weight[self.hparams.pad_id])
+        return embedding
+
+    def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, offset: int = 0) -> torch.Tensor:
+        return self.dropout(self.positions(embedding(tokens) * math.sqrt(self.hparams.d_model), offset))
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> torch.Tensor:
+        """src (B, S) -> memory (B, S, D)."""
+        if bool(src_pad_mask.all(1).any()):
+            raise ValueError("an empty source sentence cannot be translated")
+        x = self.embed(src, self.src_embedding)
+        for layer in self.encoder:
+            x = layer(x, src_pad_mask)
+        return self.encoder_norm(x)
+
+    def init_state(self, memory: torch.Tensor, src_pad_mask: torch.Tensor, batch_size: int) -> State:
+        heads, d = self.hparams.heads, self.hparams.d_model
+        empty = memory.new_zeros(batch_size, heads, 0, d // heads)
+        cross = [layer.cross_attention.keys_values(memory) for layer in self.decoder]
+        return {"cache": [{"k": empty, "v": empty} for _ in self.decoder], "memory": Static((src_pad_mask, cross))}
+
+    def decode_tokens(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The next T target tokens (B, T) -> logits (B, T, V) and the state with their keys/values cached."""
+        pad_mask, cross = state["memory"].value
+        offset = state["cache"][0]["k"].shape[2]
+        x = self.embed(tokens, self.tgt_embedding, offset)
+        caches = []
+        for layer, cache, memory_kv in zip(self.decoder, state["cache"], cross):
+            x, cache = layer(x, cache, memory_kv, pad_mask)
+            caches.append(cache)
+        return self.output(self.decoder_norm(x)), {"cache": caches, "memory": state["memory"]}
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        return self.prefill(tokens[:, None], state)
+
+    def prefill(self, prompt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        logits, state = self.decode_tokens(prompt, state)  # all prompt positions in one pass
+        return logits[:, -1].log_softmax(-1), state
+
+    def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.encode(batch["src"], batch["src_pad_mask"])
+        state = self.init_state(memory, batch["src_pad_mask"], len(batch["src"]))
+        logits, _ = self.decode_tokens(batch["tgt_in"], state)  # causal: position t sees tokens <= t
+        real = ~batch["tgt_pad_mask"]
+        smoothing = self.hparams.label_smoothing if self.training else 0.0
+        loss = F.cross_entropy(logits[real], batch["tgt_out"][real], label_smoothing=smoothing, reduction="sum")
+        return loss, real.sum()
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
+        warmup = max(1, self.hparams.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
+        )  # linear warm-up to learning_rate, then decay as 1/sqrt(step)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,64 @@
+"""Transformer encoder and decoder layers, pre- or post-norm, with a key/value cache in the decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.multi_head_attention import MultiHeadAttention
+
+KVCache = dict  # {"k": (B, H, t, D/H), "v": (B, H, t, D/H)}: self-attention keys/values of the tokens so far
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ffn_dim: int, dropout: float):
+        super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model))
+
+
+class Residual(nn.Module):
+    """x + dropout(f(norm(x))) (pre-norm) or norm(x + dropout(f(x))) (post-norm, the original)."""
+
+    def __init__(self, d_model: int, dropout: float, norm_first: bool):
+        super().__init__()
+        self.norm, self.dropout, self.norm_first = nn.LayerNorm(d_model), nn.Dropout(dropout), norm_first
+
+    def forward(self, x: torch.Tensor, fn) -> torch.Tensor:
+        if self.norm_first:
+            return x + self.dropout(fn(self.norm(x)))
+        return self.norm(x + self.dropout(fn(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool):
+        super().__init__()
+        self.attention = MultiHeadAttention(d_model, heads, dropout)
+        self.feed_forward = FeedForward(d_model, ffn_dim, dropout)
+        self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(2))
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        x = self.residuals[0](x, lambda h: self.attention(h, *self.attention.keys_values(h), key_pad_mask=pad_mask))
+        return self.residuals[1](x, self.feed_forward)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attention = MultiHeadAttention(d_model, heads, dropout)
+        self.feed_forward = FeedForward(d_model, ffn_dim, dropout)
+        self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(3))
+
+    def forward(
+        self, x: torch.Tensor, cache: KVCache, memory_kv: tuple[torch.Tensor, torch.Tensor], memory_pad_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, KVCache]:
+        """x (B, T, D): the next T target positions; the cache holds the keys/values of all earlier ones."""
+        new_cache = {}
+
+        def self_attend(h: torch.Tensor) -> torch.Tensor:
+            k, v = self.self_attention.keys_values(h)
+            new_cache["k"], new_cache["v"] = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            return self.self_attention(h, new_cache["k"], new_cache["v"], causal=True)
+
+        x = self.residuals[0](x, self_attend)
+        x = self.residuals[1](x, lambda h: self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask))
+        return self.residuals[2](x, self.feed_forward), new_cache
