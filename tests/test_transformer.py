@@ -98,3 +98,48 @@ def test_zoo_fit_then_test_a_transformer(toy_folder):
     assert model.src_embedding is model.tgt_embedding is not None  # joint vocabulary: one tied matrix
     assert model.output.weight is model.tgt_embedding.weight
     assert len(model.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)) == 2
+
+
+def copy_attention(ours, theirs):
+    D = ours.query.in_features
+    ours.query.weight.data, ours.query.bias.data = theirs.in_proj_weight[:D].clone(), theirs.in_proj_bias[:D].clone()
+    ours.key_value.weight.data = theirs.in_proj_weight[D:].clone()
+    ours.key_value.bias.data = theirs.in_proj_bias[D:].clone()
+    ours.out.weight.data, ours.out.bias.data = theirs.out_proj.weight.clone(), theirs.out_proj.bias.clone()
+
+
+def copy_feed_forward_and_norms(ours, theirs, n_norms):
+    ours.feed_forward[0].load_state_dict(theirs.linear1.state_dict())
+    ours.feed_forward[3].load_state_dict(theirs.linear2.state_dict())
+    for i in range(n_norms):
+        ours.residuals[i].norm.load_state_dict(getattr(theirs, f"norm{i + 1}").state_dict())
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+@torch.no_grad()
+def test_layers_match_torch_reference_layers(norm_first):
+    from torch import nn
+
+    from zoo.transformer_layers import DecoderLayer, EncoderLayer
+
+    torch.manual_seed(0)
+    D, H, F = 16, 4, 32
+    ref_enc = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    ref_dec = nn.TransformerDecoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    enc, dec = EncoderLayer(D, H, F, 0.0, norm_first).eval(), DecoderLayer(D, H, F, 0.0, norm_first).eval()
+    copy_attention(enc.attention, ref_enc.self_attn)
+    copy_feed_forward_and_norms(enc, ref_enc, 2)
+    copy_attention(dec.self_attention, ref_dec.self_attn)
+    copy_attention(dec.cross_attention, ref_dec.multihead_attn)
+    copy_feed_forward_and_norms(dec, ref_dec, 3)
+
+    src, tgt = torch.randn(2, 7, D), torch.randn(2, 5, D)
+    pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3])
+    torch.testing.assert_close(enc(src, pad)[0, :], ref_enc(src, src_key_padding_mask=pad)[0, :], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(enc(src, pad)[1, :4], ref_enc(src, src_key_padding_mask=pad)[1, :4], atol=1e-5, rtol=1e-5)
+
+    causal = nn.Transformer.generate_square_subsequent_mask(5)
+    expected = ref_dec(tgt, src, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
+    empty = {"k": torch.zeros(2, H, 0, D // H), "v": torch.zeros(2, H, 0, D // H)}
+    ours, _ = dec(tgt, empty, dec.cross_attention.keys_values(src), pad)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
