@@ -6,7 +6,6 @@ import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 import datasets
 import lightning as L

@@ -143,3 +143,37 @@ def test_layers_match_torch_reference_layers(norm_first):
     empty = {"k": torch.zeros(2, H, 0, D // H), "v": torch.zeros(2, H, 0, D // H)}
     ours, _ = dec(tgt, empty, dec.cross_attention.keys_values(src), pad)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_decoder_only_lm_cached_generation_matches_full_pass():
+    from zoo import TransformerLM
+
+    torch.manual_seed(0)
+    model = TransformerLM(5, "\nabcd", d_model=16, heads=2, layers=2, ffn_dim=32, dropout=0.0).eval()
+    prompt = torch.tensor([[1, 2, 3], [4, 4, 1]])
+    for strategy in ("greedy", "beam"):
+        results = model.generate(prompt=prompt, max_len=6, strategy=strategy, beam_size=3, length_penalty=0.0)
+        for row, (best,) in enumerate(results):
+            tokens = torch.cat([prompt[row], best.tokens])[None]
+            logits, _ = model.decode_tokens(tokens, model.init_state(None, None, 1))
+            log_probs = logits[0, prompt.shape[1] - 1 : -1].log_softmax(-1)
+            assert best.log_prob == pytest.approx(float(log_probs.gather(1, best.tokens[:, None]).sum()), abs=1e-4)
+
+
+def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus):
+    from pathlib import Path
+
+    from tests.test_cli import zoo
+
+    work = small_corpus.parent
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "transformer" / "shakespeare_char.yaml")
+    args = ["--data.init_args.source", str(small_corpus), "--data.init_args.seq_len", "32",
+            "--model.init_args.d_model", "32", "--model.init_args.heads", "2", "--model.init_args.layers", "1",
+            "--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
+            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    fit = zoo("fit", "--config", config, *args, cwd=work)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    (last,) = work.glob("runs/seq-zoo/*/checkpoints/last.ckpt")
+    out = zoo("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0", cwd=work)
+    assert out.returncode == 0 and out.stdout.startswith("ROMEO:") and len(out.stdout) >= 46, out.stderr[-2000:]

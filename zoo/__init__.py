@@ -5,5 +5,6 @@ from zoo.checkpoints import CheckpointError, load_model
 from zoo.decoding import DecodingMixin
 from zoo.seq2seq import Seq2Seq
 from zoo.transformer import Transformer
+from zoo.transformer_lm import TransformerLM
 
-__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "Transformer", "load_model"]
+__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "Transformer", "TransformerLM", "load_model"]

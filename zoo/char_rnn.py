@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
 from zoo.decoding import DecodingMixin
 from zoo.nested import tensors_of
+from zoo.language_model_task import LanguageModelTask
 
 # A recurrent state: {"h": (B, layers, H)} for GRU, plus "c" for LSTM. Batch-first, so that
 # the generic gather of beam search and the batch checks below need no knowledge of RNNs.
 RNNState = dict[str, torch.Tensor]
 
 
-class CharRNN(DecodingMixin, L.LightningModule):
+class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
     """A character-level recurrent language model.
 
     Trains stateless (random windows, zero state each batch) or stateful (contiguous
@@ -114,20 +113,10 @@ class CharRNN(DecodingMixin, L.LightningModule):
             )
         return state
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        inputs, targets = batch  # (B, T) each
+    def language_model_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (B, T) -> logits (B, T, V), starting from the carried state and carrying the final one."""
         logits, self.hidden_state = self(inputs, self._carried_state(inputs.shape[0]))
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # nats per token
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=targets.numel())
-        self.log(f"{stage}/bpc", loss / math.log(2), on_step=on_step, on_epoch=True, batch_size=targets.numel())
-        return loss
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "val")
+        return logits
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
@@ -145,21 +134,3 @@ class CharRNN(DecodingMixin, L.LightningModule):
     def prefill(self, prompt: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
         logits, state = self(prompt, state)  # (B, P, V): the whole prompt in one pass
         return torch.log_softmax(logits[:, -1], dim=-1), state
-
-    def generate_texts(self, prompt: str, length: int, **options) -> list[tuple[str, float]]:
-        """Continuations of ``prompt``, ``length`` characters each, best first, with their scores.
-
-        Runs at batch size 1, whatever the training batch size. ``options`` are those of
-        ``zoo.decoding.DecodingOptions`` (strategy, beam_size, n_best, temperature, top_k, ...).
-        """
-        if self.vocab is None:
-            raise ValueError("this model has no vocabulary (vocab=None): generate token ids with generate()")
-        if not prompt:
-            raise ValueError("the prompt is empty. Fix: give at least one character, e.g. a newline.")
-        ids = self.vocab.encode(prompt)[None].to(self.device)  # (1, P)
-        hypotheses = self.generate(prompt=ids, max_len=length, **options)[0]
-        return [(self.vocab.decode(h.tokens), h.score) for h in hypotheses]
-
-    def generate_text(self, prompt: str, length: int, **options) -> str:
-        """The best continuation of ``prompt`` (see ``generate_texts``)."""
-        return self.generate_texts(prompt, length, **options)[0][0]

@@ -12,6 +12,7 @@ from torch import nn
 from zoo.decoding import DecodingMixin
 from zoo.nested import Static
 from zoo.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.schedules import warmup_inverse_sqrt
 from zoo.transformer_layers import DecoderLayer, EncoderLayer
 from zoo.translation_task import TranslationTask
 
@@ -138,8 +139,4 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
-        warmup = max(1, self.hparams.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
-        )  # linear warm-up to learning_rate, then decay as 1/sqrt(step)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": warmup_inverse_sqrt(optimizer, self.hparams.warmup_steps)}

@@ -41,15 +41,21 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool):
+    """Causal self-attention, cross-attention to the encoder (``cross=False`` for a decoder-only LM), feed-forward."""
+
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool, cross: bool = True):
         super().__init__()
         self.self_attention = MultiHeadAttention(d_model, heads, dropout)
-        self.cross_attention = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attention = MultiHeadAttention(d_model, heads, dropout) if cross else None
         self.feed_forward = FeedForward(d_model, ffn_dim, dropout)
-        self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(3))
+        self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(3 if cross else 2))
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache, memory_kv: tuple[torch.Tensor, torch.Tensor], memory_pad_mask: torch.Tensor
+        self,
+        x: torch.Tensor,
+        cache: KVCache,
+        memory_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory_pad_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """x (B, T, D): the next T target positions; the cache holds the keys/values of all earlier ones."""
         new_cache = {}
@@ -60,5 +66,6 @@ class DecoderLayer(nn.Module):
             return self.self_attention(h, new_cache["k"], new_cache["v"], causal=True)
 
         x = self.residuals[0](x, self_attend)
-        x = self.residuals[1](x, lambda h: self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask))
-        return self.residuals[2](x, self.feed_forward), new_cache
+        if self.cross_attention is not None:
+            x = self.residuals[1](x, lambda h: self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask))
+        return self.residuals[-1](x, self.feed_forward), new_cache

@@ -1,0 +1,85 @@
+"""TransformerLM: a decoder-only (GPT-style) language model built from the Transformer's decoder layers."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import nn
+
+from datamodules.char_vocab import CharVocab
+from zoo.decoding import DecodingMixin
+from zoo.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.schedules import warmup_inverse_sqrt
+from zoo.language_model_task import LanguageModelTask
+from zoo.transformer_layers import DecoderLayer
+
+# Decoding state: {"cache": [per layer {"k", "v"}: (B, H, t, D/H)]}
+
+
+class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
+    """Causal Transformer language model; trains on CharDataModule windows (stateless), generates with a KV cache.
+
+    Args:
+        vocab_size, vocab: linked from the DataModule (vocab: the characters, id = position).
+        d_model, heads, layers, ffn_dim, dropout, norm_first, positional: the stack.
+        max_positions: the longest context (prompt + generated text) the model handles.
+        learning_rate, warmup_steps: AdamW with linear warm-up, then inverse-square-root decay.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        vocab: str | None = None,
+        d_model: int = 192,
+        heads: int = 6,
+        layers: int = 4,
+        ffn_dim: int = 768,
+        dropout: float = 0.1,
+        norm_first: bool = True,
+        positional: PositionalKind = "sinusoidal",
+        max_positions: int = 1024,
+        learning_rate: float = 1e-3,
+        warmup_steps: int = 200,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.vocab = CharVocab(vocab) if vocab is not None else None
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        self.positions = PositionalEncoding(positional, d_model, max_positions)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first, cross=False) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.output = nn.Linear(d_model, vocab_size, bias=False)
+        self.output.weight = self.embedding.weight  # tied
+
+    def init_state(self, memory, src_pad_mask, batch_size: int) -> dict:
+        empty = self.embedding.weight.new_zeros(batch_size, self.hparams.heads, 0, self.hparams.d_model // self.hparams.heads)
+        return {"cache": [{"k": empty, "v": empty} for _ in self.blocks]}
+
+    def decode_tokens(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended cache."""
+        offset = state["cache"][0]["k"].shape[2]
+        x = self.dropout(self.positions(self.embedding(tokens) * math.sqrt(self.hparams.d_model), offset))
+        caches = []
+        for block, cache in zip(self.blocks, state["cache"]):
+            x, cache = block(x, cache)
+            caches.append(cache)
+        return self.output(self.norm(x)), {"cache": caches}
+
+    def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        return self.prefill(tokens[:, None], state)
+
+    def prefill(self, prompt: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        logits, state = self.decode_tokens(prompt, state)
+        return logits[:, -1].log_softmax(-1), state
+
+    def language_model_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (B, T) -> logits (B, T, V), each position seeing itself and the past."""
+        return self.decode_tokens(inputs, self.init_state(None, None, inputs.shape[0]))[0]
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98))
+        return {"optimizer": optimizer, "lr_scheduler": warmup_inverse_sqrt(optimizer, self.hparams.warmup_steps)}
