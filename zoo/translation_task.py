@@ -71,9 +71,13 @@ class TranslationTask:
         self.log("test/bleu", self.test_bleu.compute() * 100)
         self.test_bleu.reset()
 
+    def _generate(self, src: torch.Tensor, src_pad_mask: torch.Tensor, **options):
+        """``generate`` with this model's length limits (max_len_a * source length + max_len_b) by default."""
+        limits = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b}
+        return self.generate(src.to(self.device), src_pad_mask.to(self.device), **{**limits, **options})
+
     def _decode_batch(self, batch: TranslationBatch, **options) -> list[str]:
-        options = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b, **options}
-        results = self.generate(batch["src"], batch["src_pad_mask"], **options)
+        results = self._generate(batch["src"], batch["src_pad_mask"], **options)
         return [decode(self.tokenizers[1], hypotheses[0].tokens.tolist()) for hypotheses in results]
 
     @torch.no_grad()
@@ -91,8 +95,7 @@ class TranslationTask:
         src_tok, tgt_tok = self.tokenizers
         encoded = src_tok.encode_batch(sentences)
         batch = collate_pairs([{"src_ids": e.ids, "tgt_ids": []} for e in encoded])
-        options = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b, "return_attention": True, **options}
-        results = self.generate(batch["src"].to(self.device), batch["src_pad_mask"].to(self.device), **options)
+        results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": True, **options})
         out = []
         for e, hypotheses in zip(encoded, results):
             best = hypotheses[0]
