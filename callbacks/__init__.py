@@ -1,8 +1,9 @@
 """Callbacks that plug into any Lightning Trainer."""
 
 from callbacks.hidden_state import HiddenStateCallback
+from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
 from callbacks.tokens_per_second import TokensPerSecond
 from callbacks.translation_samples import TranslationSamplesCallback
 
-__all__ = ["HiddenStateCallback", "SampleTextCallback", "TokensPerSecond", "TranslationSamplesCallback"]
+__all__ = ["HiddenStateCallback", "RandomStateCheckpoint", "SampleTextCallback", "TokensPerSecond", "TranslationSamplesCallback"]

@@ -14,7 +14,9 @@ back to it. This callback then:
   - in both modes clears it at every epoch start, and runs validation on a state of its
     own from zero, restoring the training state afterwards.
 Gradient accumulation and clipping need nothing special: each batch still runs its own
-backward pass, and the state is detached after it.
+backward pass, and the state is detached after it. Checkpoints carry the training state,
+so a run resumed mid-epoch continues from the state it had (with data that continues
+where it stopped, such as CharDataModule's stateful streams).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Literal
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from datamodules.training_position import training_position
 from zoo.nested import map_tensors
 
 
@@ -35,6 +38,7 @@ class HiddenStateCallback(Callback):
         self.mode = mode
         self.attribute = attribute
         self._training_state: Any = None
+        self._in_validation = False
 
     def _set(self, module: L.LightningModule, state: Any) -> None:
         setattr(module, self.attribute, state)
@@ -55,7 +59,17 @@ class HiddenStateCallback(Callback):
             )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._set(pl_module, None)
+        self._set(pl_module, None)  # (Lightning skips this hook when it resumes mid-epoch)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # During validation the attribute holds validation's state; the training state is aside.
+        state = self._training_state if self._in_validation else getattr(pl_module, self.attribute)
+        if training_position(trainer).get("batches_done") == 0:
+            state = None  # written at an epoch's end: the next epoch starts from zero
+        checkpoint["carried_hidden_state"] = state
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._set(pl_module, checkpoint.get("carried_hidden_state"))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.mode == "reset":
@@ -67,7 +81,7 @@ class HiddenStateCallback(Callback):
             self._set(pl_module, map_tensors(lambda t: t.detach(), state))
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._training_state = getattr(pl_module, self.attribute)
+        self._training_state, self._in_validation = getattr(pl_module, self.attribute), True
         self._set(pl_module, None)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
@@ -76,4 +90,4 @@ class HiddenStateCallback(Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(pl_module, self._training_state)
-        self._training_state = None
+        self._training_state, self._in_validation = None, False

@@ -34,13 +34,15 @@ class StreamBatches(IterableDataset):
         rows = tokens[: streams * stream_len].view(streams, stream_len)
         self.streams = rows[rank * batch_size : (rank + 1) * batch_size]  # (B, stream_len)
         self.seq_len = seq_len
+        self.resume_at = 0  # the first window of the next pass (set for a mid-epoch resume, used once)
 
     def __len__(self) -> int:
         return (self.streams.shape[1] - 1) // self.seq_len
 
     def __iter__(self):
         T = self.seq_len
-        for t in range(len(self)):
+        start, self.resume_at = self.resume_at, 0
+        for t in range(start, len(self)):
             window = self.streams[:, t * T : (t + 1) * T + 1]  # (B, T+1)
             yield window[:, :-1], window[:, 1:]
 

@@ -7,12 +7,14 @@ from functools import cached_property
 from typing import Literal
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from datamodules.char_batches import StreamBatches, Windows
 from datamodules.char_vocab import CharVocab
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text
+from datamodules.training_position import training_position
 
 
 class CharDataModule(L.LightningDataModule):
@@ -52,6 +54,7 @@ class CharDataModule(L.LightningDataModule):
         self.source, self.mode, self.sha256 = source, mode, sha256
         self.seq_len, self.batch_size = seq_len, batch_size
         self.val_fraction, self.num_workers = val_fraction, num_workers
+        self._resume_position: dict[str, int] = {}
 
     @cached_property
     def _splits(self) -> tuple[str, str]:
@@ -96,12 +99,29 @@ class CharDataModule(L.LightningDataModule):
             raise CorpusError(f"{self.source}: the {split} split is too short. {error}") from error
 
     def train_dataloader(self) -> DataLoader:
+        if isinstance(self.train_set, StreamBatches) and self._resume_position:
+            self.train_set.resume_at = self._resume_position["batches_done"]
+            self._resume_position = {}
         return self._loader(self.train_set, shuffle=True)
+
+    def state_dict(self) -> dict[str, int]:
+        """In every checkpoint: where training stands, so that stateful streams resume where they stopped.
+        (Stateless windows are reshuffled every epoch; a resumed epoch draws new ones.)"""
+        return training_position(self.trainer)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_position = dict(state)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        # Own generators: creating an iterator must not draw from the global one, or a resumed
+        # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
+        # A shuffling loader's is seeded from the global one once, here, so seed_everything still decides.
+        generator = torch.Generator()
+        if shuffle:
+            generator.manual_seed(int(torch.randint(2**62, ())))
         if isinstance(dataset, StreamBatches):  # yields whole batches, in order
-            return DataLoader(dataset, batch_size=None)
-        return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+            return DataLoader(dataset, batch_size=None, generator=generator)
+        return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, generator=generator)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import lightning as L
+import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
@@ -17,6 +18,7 @@ from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, load_parallel
 from datamodules.sources import cache_dir
 from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerKind, decode, train_tokenizer
+from datamodules.training_position import training_position
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -59,6 +61,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.datasets: dict[str, datasets.Dataset] = {}
         self.cache_report: dict[str, str] = {}  # split -> "tokenized" | "cached"
         self.dropped_long = 0
+        self._resume_position: dict[str, int] = {}
 
     # --- text and tokenizers (built on first use: the CLI links vocab sizes at instantiation) ---
 
@@ -175,12 +178,29 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split].select_columns(["src_ids", "tgt_ids", "tgt"])
+        sampler = self.sampler(split)
+        if split == "train" and self._resume_position:
+            sampler.load_state_dict({**self._resume_position, "seed": self.seed})
+            self._resume_position = {}
+        # Its own generator: creating an iterator must not draw from the global one, or a resumed
+        # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
+        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            dataset, batch_sampler=self.sampler(split), collate_fn=collate_pairs, num_workers=self.num_workers
+            dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=self.num_workers, generator=generator
         )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
+
+    def state_dict(self) -> dict[str, int]:
+        """In every checkpoint: where training stands, so that a resumed run continues the epoch's
+        batch order where it stopped. (The sampler's own count would include the batch Lightning
+        prefetched; see datamodules/training_position.py.)"""
+        position = training_position(self.trainer)
+        return {"epoch": position["epoch"], "consumed": position["batches_done"]} if position else {}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_position = dict(state)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

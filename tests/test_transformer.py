@@ -110,7 +110,7 @@ def copy_attention(ours, theirs):
 
 def copy_feed_forward_and_norms(ours, theirs, n_norms):
     ours.feed_forward[0].load_state_dict(theirs.linear1.state_dict())
-    ours.feed_forward[3].load_state_dict(theirs.linear2.state_dict())
+    ours.feed_forward[2].load_state_dict(theirs.linear2.state_dict())
     for i in range(n_norms):
         ours.residuals[i].norm.load_state_dict(getattr(theirs, f"norm{i + 1}").state_dict())
 
@@ -177,3 +177,23 @@ def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus):
     (last,) = work.glob("runs/seq-zoo/*/checkpoints/last.ckpt")
     out = zoo("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0", cwd=work)
     assert out.returncode == 0 and out.stdout.startswith("ROMEO:") and len(out.stdout) >= 46, out.stderr[-2000:]
+
+
+def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
+    from zoo import CheckpointError, load_model
+    from zoo.checkpoint_averaging import average_checkpoints
+
+    def save(model, name):
+        path = tmp_path / name
+        torch.save({"state_dict": model.state_dict(), "hyper_parameters": {**model.hparams, "_class_path": "zoo.Transformer"}}, path)
+        return path
+
+    first, second = tiny(), tiny()
+    with torch.no_grad():
+        for p in second.parameters():
+            p.add_(torch.randn_like(p))
+    averaged = load_model(average_checkpoints([save(first, "a.ckpt"), save(second, "b.ckpt")], tmp_path / "avg.ckpt"))
+    for name, value in averaged.state_dict().items():
+        assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
+    with pytest.raises(CheckpointError, match="other hyperparameters"):
+        average_checkpoints([save(tiny(ffn_dim=32), "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt")

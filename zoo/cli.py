@@ -1,24 +1,34 @@
-"""The `zoo` command: Lightning's fit/validate/test/predict from one YAML file, plus `zoo generate`.
+"""The `zoo` command: Lightning's fit/validate/test/predict from one YAML file, plus inference commands.
 
     zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.hidden_size 256 ...]
-    zoo generate --checkpoint PATH --prompt "ROMEO:" --length 300 --temperature 0.8
+    zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
+    zoo translate --checkpoint PATH < sentences.txt
+    zoo export --checkpoint PATH --out BUNDLE_DIR
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.sources import CorpusError
+from zoo.atomic_checkpoint_io import AtomicCheckpointIO
 from zoo.checkpoints import CheckpointError, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
 DESCRIPTION = (
     "seq-zoo: train sequence models from one YAML file. Subcommands: fit, validate, test, predict "
-    "(Lightning's), and generate (text from a checkpoint: `zoo generate --help`)."
+    "(Lightning's); generate (text from a language model), translate (sentences with a translation "
+    "model) and export (a checkpoint as a portable bundle): see `zoo generate --help` and so on."
 )
+COMMANDS = {  # subcommands outside LightningCLI: module, function
+    "generate": ("zoo.generate_command", "generate_main"),
+    "translate": ("zoo.translate_command", "translate_main"),
+    "export": ("zoo.export_command", "export_main"),
+}
 
 
 LINKS = [  # DataModule attribute -> model argument
@@ -43,6 +53,7 @@ class ZooCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=ConfigToLoggerCallback,
             parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
+            trainer_defaults={"plugins": [AtomicCheckpointIO()]},
             args=args,
             **kwargs,
         )
@@ -56,7 +67,8 @@ class ZooCLI(LightningCLI):
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        logger = self.config[self.subcommand].trainer.logger
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        logger = config.trainer.logger
         if not getattr(logger, "class_path", "").endswith("WandbLogger"):
             return
         if default_to_offline():
@@ -65,7 +77,7 @@ class ZooCLI(LightningCLI):
                 "later (W&B prints the exact command at the end). Set WANDB_API_KEY or run `wandb login` to log online."
             )
         # `zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint.
-        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        ckpt_path = config.get("ckpt_path")
         if self.subcommand == "fit" and ckpt_path and not logger.init_args.get("id"):
             run_id = read_checkpoint(ckpt_path).get(RUN_ID_KEY)
             if run_id:
@@ -80,10 +92,9 @@ class ZooCLI(LightningCLI):
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `zoo` and `python -m zoo`; ``argv`` defaults to the command line."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["generate"]:
-        from zoo.generate_command import generate_main
-
-        generate_main(args[1:])
+    if args[:1] and args[0] in COMMANDS:
+        module, function = COMMANDS[args[0]]
+        getattr(importlib.import_module(module), function)(args[1:])
         return
     try:
         ZooCLI(args=argv)

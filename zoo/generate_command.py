@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.checkpoints import CheckpointError, load_model
+from zoo.checkpoints import CheckpointError
+from zoo.pretrained import load_pretrained
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zoo generate", description="Continue a prompt with a language model trained by `zoo fit`."
+        prog="zoo generate", description="Continue a prompt with a language model (a checkpoint, bundle or pretrained name)."
     )
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt file written by `zoo fit`")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
+    model.add_argument("--pretrained", help="a registered name (e.g. char-rnn-shakespeare), a bundle folder, or a URL")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     parser.add_argument("--length", type=int, default=300, help="characters to generate (default 300)")
     parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample")
@@ -34,7 +37,12 @@ def generate_main(argv: list[str]) -> None:
         beam_size=args.beam_size, n_best=args.n_best, length_penalty=args.length_penalty, seed=args.seed,
     )  # fmt: skip
     try:
-        model = load_model(args.checkpoint)
+        model = load_pretrained(args.checkpoint or args.pretrained)
+        if not hasattr(model, "generate_texts"):
+            raise CheckpointError(
+                f"{args.checkpoint or args.pretrained} holds a {type(model).__name__}, which does not continue text. "
+                f"Fix: pass a language model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`."
+            )
         results = model.generate_texts(args.prompt, args.length, **options)
     except (CheckpointError, ValueError) as error:
         parser.exit(2, f"zoo generate: error: {error}\n")

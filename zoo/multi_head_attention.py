@@ -8,11 +8,13 @@ from torch import nn
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+    """No dropout on the attention weights, as in Vaswani et al. (see transformer_layers)."""
+
+    def __init__(self, d_model: int, heads: int):
         super().__init__()
         if d_model % heads:
             raise ValueError(f"d_model {d_model} is not divisible by {heads} heads")
-        self.heads, self.dropout = heads, dropout
+        self.heads = heads
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
@@ -38,14 +40,15 @@ class MultiHeadAttention(nn.Module):
         B, T, D = x.shape
         S = keys.shape[2]
         q = self.split_heads(self.query(x))  # (B, H, T, D/H)
-        allowed = None  # bool (B, 1, T, S), True where attention may look
-        if key_pad_mask is not None:
-            allowed = ~key_pad_mask[:, None, None, :]
-        if causal:
-            # query t sits at position S - T + t (earlier positions may come from the cache)
-            future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
-            allowed = ~future if allowed is None else allowed & ~future
-        out = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, D/H)
+        if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
+            out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+        else:
+            allowed = None  # bool (B, 1, T, S), True where attention may look
+            if key_pad_mask is not None:
+                allowed = ~key_pad_mask[:, None, None, :]
+            if causal and T > 1:  # (one query, the newest position, may see every key)
+                # query t sits at position S - T + t (earlier positions may come from the cache)
+                future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
+                allowed = ~future if allowed is None else allowed & ~future
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
         return self.out(out.transpose(1, 2).reshape(B, T, D))

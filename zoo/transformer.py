@@ -31,7 +31,8 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
 
     Args:
         src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id, src_tokenizer, tgt_tokenizer: linked from the data.
-        d_model, heads, encoder_layers, decoder_layers, ffn_dim, dropout: sizes.
+        d_model, heads, encoder_layers, decoder_layers, ffn_dim: sizes.
+        dropout: on embeddings and sub-layer outputs (see transformer_layers).
         norm_first: pre-norm (stabler, the default) or the original post-norm.
         positional: ``sinusoidal``, ``learned`` or ``sin_only`` (only to show aliasing).
         max_positions: the longest sequence (source or target) the model handles.
@@ -112,6 +113,11 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
 
     def decode_tokens(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The next T target tokens (B, T) -> logits (B, T, V) and the state with their keys/values cached."""
+        hidden, state = self.decode_hidden(tokens, state)
+        return self.output(hidden), state
+
+    def decode_hidden(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Like ``decode_tokens``, but the final hidden states (B, T, D) instead of logits."""
         pad_mask, cross = state["memory"].value
         offset = state["cache"][0]["k"].shape[2]
         x = self.embed(tokens, self.tgt_embedding, offset)
@@ -119,7 +125,7 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
         for layer, cache, memory_kv in zip(self.decoder, state["cache"], cross):
             x, cache = layer(x, cache, memory_kv, pad_mask)
             caches.append(cache)
-        return self.output(self.decoder_norm(x)), {"cache": caches, "memory": state["memory"]}
+        return self.decoder_norm(x), {"cache": caches, "memory": state["memory"]}
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.prefill(tokens[:, None], state)
@@ -131,10 +137,11 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
     def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         memory = self.encode(batch["src"], batch["src_pad_mask"])
         state = self.init_state(memory, batch["src_pad_mask"], len(batch["src"]))
-        logits, _ = self.decode_tokens(batch["tgt_in"], state)  # causal: position t sees tokens <= t
+        hidden, _ = self.decode_hidden(batch["tgt_in"], state)  # causal: position t sees tokens <= t
         real = ~batch["tgt_pad_mask"]
+        logits = self.output(hidden[real])  # the vocabulary projection only where there are targets
         smoothing = self.hparams.label_smoothing if self.training else 0.0
-        loss = F.cross_entropy(logits[real], batch["tgt_out"][real], label_smoothing=smoothing, reduction="sum")
+        loss = F.cross_entropy(logits, batch["tgt_out"][real], label_smoothing=smoothing, reduction="sum")
         return loss, real.sum()
 
     def configure_optimizers(self):

@@ -1,4 +1,9 @@
-"""Transformer encoder and decoder layers, pre- or post-norm, with a key/value cache in the decoder."""
+"""Transformer encoder and decoder layers, pre- or post-norm, with a key/value cache in the decoder.
+
+Dropout as in Vaswani et al.: on each sub-layer's output before the residual sum (and, in the
+models, on the embeddings), not inside attention or the feed-forward. Dropout masks are costly
+on a CPU (a random number per element), and fairseq's defaults agree.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ KVCache = dict  # {"k": (B, H, t, D/H), "v": (B, H, t, D/H)}: self-attention key
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, d_model: int, ffn_dim: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model))
+    def __init__(self, d_model: int, ffn_dim: int):
+        super().__init__(nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, d_model))
 
 
 class Residual(nn.Module):
@@ -31,8 +36,8 @@ class Residual(nn.Module):
 class EncoderLayer(nn.Module):
     def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool):
         super().__init__()
-        self.attention = MultiHeadAttention(d_model, heads, dropout)
-        self.feed_forward = FeedForward(d_model, ffn_dim, dropout)
+        self.attention = MultiHeadAttention(d_model, heads)
+        self.feed_forward = FeedForward(d_model, ffn_dim)
         self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(2))
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
@@ -45,9 +50,9 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, norm_first: bool, cross: bool = True):
         super().__init__()
-        self.self_attention = MultiHeadAttention(d_model, heads, dropout)
-        self.cross_attention = MultiHeadAttention(d_model, heads, dropout) if cross else None
-        self.feed_forward = FeedForward(d_model, ffn_dim, dropout)
+        self.self_attention = MultiHeadAttention(d_model, heads)
+        self.cross_attention = MultiHeadAttention(d_model, heads) if cross else None
+        self.feed_forward = FeedForward(d_model, ffn_dim)
         self.residuals = nn.ModuleList(Residual(d_model, dropout, norm_first) for _ in range(3 if cross else 2))
 
     def forward(

@@ -80,21 +80,32 @@ class TranslationTask:
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
         return [decode(self.tokenizers[1], hypotheses[0].tokens.tolist()) for hypotheses in results]
 
+    def _source_batch(self, sentences: list[str]):
+        """Raw sentences -> their source encodings and a padded batch; empty sentences are refused."""
+        empty = [i for i, s in enumerate(sentences) if not s.strip()]
+        if empty:
+            raise ValueError(f"source sentence(s) {empty} are empty: there is nothing to translate.")
+        encoded = self.tokenizers[0].encode_batch(sentences)
+        return encoded, collate_pairs([{"src_ids": e.ids, "tgt_ids": []} for e in encoded])
+
     @torch.no_grad()
     def translate(self, sentences: list[str], **options) -> list[str]:
         """Translate raw sentences (one batch); ``options`` as for ``generate`` (greedy by default)."""
-        return [text for text, _ in self.translate_with_attention(sentences, **options)]
+        return [n_best[0][0] for n_best in self.translate_n_best(sentences, **options)]
+
+    @torch.no_grad()
+    def translate_n_best(self, sentences: list[str], **options) -> list[list[tuple[str, float]]]:
+        """Per sentence, its ``n_best`` translations (beam search) with their scores, best first."""
+        _, batch = self._source_batch(sentences)
+        results = self._generate(batch["src"], batch["src_pad_mask"], **options)
+        return [[(decode(self.tokenizers[1], h.tokens.tolist()), h.score) for h in hypotheses] for hypotheses in results]
 
     @torch.no_grad()
     def translate_with_attention(self, sentences: list[str], **options) -> list[tuple[str, dict]]:
         """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
         "attention": (target pieces, source pieces) weights} (attention None for models without)."""
-        empty = [i for i, s in enumerate(sentences) if not s.strip()]
-        if empty:
-            raise ValueError(f"source sentence(s) {empty} are empty: there is nothing to translate.")
-        src_tok, tgt_tok = self.tokenizers
-        encoded = src_tok.encode_batch(sentences)
-        batch = collate_pairs([{"src_ids": e.ids, "tgt_ids": []} for e in encoded])
+        encoded, batch = self._source_batch(sentences)
+        tgt_tok = self.tokenizers[1]
         results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": True, **options})
         out = []
         for e, hypotheses in zip(encoded, results):

@@ -1,0 +1,111 @@
+"""A run killed mid-epoch and resumed from its checkpoint ends with the weights of an uninterrupted run.
+
+Real `zoo fit` subprocesses at tiny sizes, with dropout on (so the random state matters):
+the stateful char-RNN (stream position and carried hidden state restored) and the
+Transformer on bucketed translation batches (sampler position restored). Each run spans
+several epochs, and the kill comes in the middle of one.
+"""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from zoo.checkpoints import read_checkpoint
+
+STEPS = 14
+
+
+def run_config(folder, model: dict, data: dict, callbacks: list) -> str:
+    config = {
+        "seed_everything": 7,
+        "trainer": {
+            "max_steps": STEPS,
+            "logger": False,
+            "enable_progress_bar": False,
+            "limit_val_batches": 2,
+            "callbacks": [
+                *callbacks,
+                {"class_path": "callbacks.RandomStateCheckpoint"},
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(folder), "filename": "{step}", "every_n_train_steps": 1,
+                                  "save_top_k": -1, "save_last": True},
+                },
+            ],
+        },
+        "model": model,
+        "data": data,
+    }
+    folder.mkdir(parents=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def fit(config: str, *args: str, cwd) -> None:
+    done = subprocess.run([sys.executable, "-m", "zoo", "fit", "--config", config, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def fit_and_kill(config: str, checkpoint, cwd) -> None:
+    """Start a run and SIGKILL it once ``checkpoint`` exists (it may have finished by then: no matter)."""
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "fit", "--config", config], cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert checkpoint.exists()
+
+
+def assert_same_weights(a, b) -> None:
+    ours, theirs = read_checkpoint(a)["state_dict"], read_checkpoint(b)["state_dict"]
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), f"{name} differs after resuming"
+
+
+def check_resume(tmp_path, make_config, resume_step: int) -> None:
+    straight = make_config(tmp_path / "straight")
+    fit(straight, cwd=tmp_path)
+    killed_folder = tmp_path / "killed"
+    killed = make_config(killed_folder)
+    resume_from = killed_folder / f"step={resume_step}.ckpt"
+    fit_and_kill(killed, resume_from, cwd=tmp_path)
+    for later in killed_folder.glob("*.ckpt"):  # what the killed run wrote after the resume point goes
+        if later != resume_from:
+            later.unlink()
+    fit(killed, "--ckpt_path", str(resume_from), cwd=tmp_path)
+    assert_same_weights(tmp_path / "straight" / "last.ckpt", killed_folder / "last.ckpt")
+    assert_same_weights(tmp_path / "straight" / f"step={STEPS}.ckpt", killed_folder / f"step={STEPS}.ckpt")
+
+
+# 20,000 training characters in 190 streams of 16-character windows: 6 batches per epoch.
+# Resume mid-epoch 1, and from a checkpoint written at the last batch of epoch 0.
+@pytest.mark.parametrize("resume_step", [8, 6])
+def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step):
+    def make_config(folder):
+        model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}
+        data = {"class_path": "datamodules.CharDataModule",
+                "init_args": {"source": str(small_corpus), "mode": "stateful", "seq_len": 16, "batch_size": 190, "val_fraction": 0.5}}  # fmt: skip
+        return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}])
+
+    check_resume(tmp_path, make_config, resume_step)
+
+
+def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
+    def make_config(folder):
+        model = {"class_path": "zoo.Transformer",
+                 "init_args": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 32,
+                               "dropout": 0.3, "warmup_steps": 4, "test_beam_size": 1}}  # fmt: skip
+        data = {"class_path": "datamodules.TranslationDataModule",
+                "init_args": {"source": str(toy_folder), "pair": "en-xx", "vocab_size": 60, "max_tokens": 800}}  # fmt: skip
+        return run_config(folder, model, data, [])
+
+    check_resume(tmp_path, make_config, resume_step=9)

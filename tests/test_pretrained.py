@@ -1,0 +1,179 @@
+"""Bundles, load_pretrained, the registry and its downloads, safe loading, and the inference commands."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from datamodules import TranslationDataModule
+from zoo import CharRNN, CheckpointError, Transformer, load_pretrained
+from zoo.bundles import export_bundle
+from zoo.pretrained import sha256_of
+
+VOCAB = "\nabcdefgh ."
+
+
+def save_checkpoint(model, path):
+    """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
+    cls = type(model)
+    hparams = {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__qualname__}"}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 3, "global_step": 99}, path)
+    return path
+
+
+@pytest.fixture
+def char_rnn():
+    torch.manual_seed(0)
+    return CharRNN(len(VOCAB), VOCAB, hidden_size=16, num_layers=2).eval()
+
+
+@pytest.fixture
+def translator(toy_folder):
+    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
+    torch.manual_seed(0)
+    model = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
+                        tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
+                        ffn_dim=32)  # fmt: skip
+    return model.eval()
+
+
+def test_char_rnn_bundle_loads_to_identical_outputs(tmp_path, char_rnn):
+    folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = load_pretrained(folder)
+    assert not loaded.training
+    tokens = torch.randint(len(VOCAB), (3, 12))
+    assert torch.equal(loaded(tokens)[0], char_rnn(tokens)[0])
+    assert loaded.generate_text("ab", 30, strategy="greedy") == char_rnn.generate_text("ab", 30, strategy="greedy")
+    card = (folder / "README.md").read_text()
+    assert "CharRNN" in card and "global_step | 99" in card
+
+
+def test_transformer_bundle_keeps_tokenizer_and_tied_weights(tmp_path, translator):
+    folder = export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), tmp_path / "bundle")
+    assert (folder / "tokenizer.json").is_file()  # joint vocabulary: one tokenizer file
+    json.loads((folder / "tokenizer.json").read_text())  # readable by any `tokenizers` user
+    loaded = load_pretrained(str(folder))
+    assert loaded.output.weight is loaded.tgt_embedding.weight
+    sentences = ["a man runs", "the red ball in park"]
+    options = dict(strategy="beam", beam_size=3, n_best=2)
+    assert loaded.translate_n_best(sentences, **options) == translator.translate_n_best(sentences, **options)
+
+
+def test_float16_bundle_is_half_the_size_and_loads_as_float32(tmp_path, char_rnn):
+    checkpoint = save_checkpoint(char_rnn, tmp_path / "m.ckpt")
+    full, half = export_bundle(checkpoint, tmp_path / "32"), export_bundle(checkpoint, tmp_path / "16", dtype="float16")
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = load_pretrained(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    tokens = torch.randint(len(VOCAB), (2, 8))
+    torch.testing.assert_close(loaded(tokens)[0], char_rnn(tokens)[0], atol=2e-2, rtol=0)
+
+
+def registry_entry(folder, url):
+    files = {p.name: sha256_of(p) for p in folder.iterdir() if p.name != "README.md"}
+    return {"url": url, "class_path": "zoo.char_rnn.CharRNN", "description": "test", "files": files}
+
+
+def test_registered_bundle_downloads_once_into_the_cache(tmp_path, char_rnn):
+    served = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "served")
+    known = {"tiny": registry_entry(served, served.as_uri())}
+    cache = tmp_path / "cache" / "pretrained" / "tiny"  # conftest points ZOO_CACHE_DIR at tmp_path / "cache"
+    assert not cache.exists()
+    first = load_pretrained("tiny", known)
+    assert sorted(p.name for p in cache.iterdir()) == ["config.json", "model.safetensors"]
+    (served / "model.safetensors").unlink()  # the "server" is gone: the second call must use the cache
+    second = load_pretrained("tiny", known)
+    assert torch.equal(first.output.weight, second.output.weight)
+
+
+def test_hash_mismatch_raises_and_leaves_no_file(tmp_path, char_rnn):
+    served = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "served")
+    entry = registry_entry(served, served.as_uri())
+    entry["files"]["model.safetensors"] = "0" * 64
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        load_pretrained("tiny", {"tiny": entry})
+    assert not (tmp_path / "cache" / "pretrained" / "tiny" / "model.safetensors").exists()
+    assert not [p for p in (tmp_path / "cache" / "pretrained" / "tiny").iterdir() if p.name.startswith(".")]
+
+
+def test_a_checkpoint_url_loads_through_the_cache(tmp_path, char_rnn):
+    checkpoint = save_checkpoint(char_rnn, tmp_path / "served.ckpt")
+    model = load_pretrained(checkpoint.as_uri())
+    assert torch.equal(model.output.weight, char_rnn.output.weight)
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path, char_rnn):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.ckpt"
+    checkpoint = {"state_dict": char_rnn.state_dict(), "hyper_parameters": {"_class_path": "zoo.CharRNN"}, "x": RunsCode(marker)}
+    with open(path, "wb") as file:
+        pickle.dump(checkpoint, file, protocol=2)  # torch.load reads plain pickles too
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_pretrained(path)
+    assert not marker.exists()
+    assert os.system(f"touch {marker}") == 0 and marker.exists()  # the payload itself would have worked
+
+
+def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
+    folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
+    with pytest.raises(CheckpointError, match="Known names: char-rnn-shakespeare"):
+        load_pretrained("no-such-model")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "class_path": "zoo.NoSuchModel"}))
+    with pytest.raises(CheckpointError, match="does not exist in this version"):
+        load_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "class_path": "os.system"}))
+    with pytest.raises(CheckpointError, match="not a zoo model"):
+        load_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot load"):
+        load_pretrained(folder)
+
+
+def zoo(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "zoo", *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translator):
+    checkpoint = save_checkpoint(translator, tmp_path / "t.ckpt")
+    done = zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", stdin="a man runs\n\nthe red ball\n")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # three outputs, the empty one kept
+    assert lines[0] == translator.translate(["a man runs"], strategy="beam", beam_size=3)[0]
+    done = zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", "--n-best", "2", stdin="a man runs\nthe dog\n")
+    rows = [line.split(" ||| ") for line in done.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["0", "0", "1", "1"] and float(rows[0][2]) >= float(rows[1][2])
+
+
+def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator):
+    done = zoo("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
+    assert done.returncode == 2 and "CharRNN, which does not translate" in done.stderr
+    done = zoo("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
+    assert done.returncode == 2 and "Transformer, which does not continue text" in done.stderr
+
+
+def test_the_shipped_char_rnn_generates_shakespeare_offline():
+    done = zoo("generate", "--pretrained", "char-rnn-shakespeare", "--prompt", "ROMEO:", "--length", "300", "--seed", "1",
+               "--temperature", "0.7")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert text.startswith("ROMEO:") and len(text) > 300
+    words = [w.strip(".,;:!?'") for w in text.split()]
+    common = {"the", "and", "to", "of", "i", "my", "you", "that", "a", "is", "in", "not", "me", "with", "it", "be"}
+    assert sum(w.lower() in common for w in words) >= 0.15 * len(words)  # English-like, not character soup

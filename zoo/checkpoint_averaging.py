@@ -1,0 +1,34 @@
+"""Checkpoint averaging: the mean of a run's last few snapshots, a cheap stand-in for annealing (Vaswani et al.)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo.checkpoints import CheckpointError, model_class, read_checkpoint
+
+
+def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
+    """Write a checkpoint whose weights are the element-wise mean of ``paths`` (same model, same
+    hyperparameters); integer buffers come from the last one. Loads like any `zoo fit` checkpoint."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average. Fix: pass at least one .ckpt file.")
+    checkpoints = [read_checkpoint(path) for path in paths]
+    last = checkpoints[-1]
+    model_class(last, paths[-1])  # a zoo model, so the average loads with zoo.load_model
+    for path, checkpoint in zip(paths, checkpoints):
+        if checkpoint.get("hyper_parameters") != last.get("hyper_parameters"):
+            raise CheckpointError(
+                f"{path} has other hyperparameters than {paths[-1]}: only snapshots of one run can be averaged."
+            )
+    averaged = {}
+    for name, value in last["state_dict"].items():
+        if value.is_floating_point():
+            averaged[name] = torch.stack([c["state_dict"][name].float() for c in checkpoints]).mean(0).to(value.dtype)
+        else:
+            averaged[name] = value
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": averaged, "hyper_parameters": last["hyper_parameters"]}, out)
+    return out

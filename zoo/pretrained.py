@@ -1,0 +1,102 @@
+"""``zoo.load_pretrained``: a ready model (eval mode) from a registered name, a local path or a URL.
+
+The registry, ``zoo/pretrained_bundles/registry.json``, maps a name to a bundle (see zoo/bundles.py):
+its model class, a description, the sha256 of each of its files, and where they live:
+``package:<folder>`` for a bundle shipped inside this package (usable offline right after
+install), or the URL of a folder holding the files. Downloaded files go to
+``$ZOO_CACHE_DIR/pretrained/<name>/``, are written atomically and verified by hash: a
+partial or corrupt download never stays behind. Nothing is unpickled: bundles are
+safetensors + JSON, and ``.ckpt`` files load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+
+from datamodules.sources import CorpusError, cache_dir, download, url_cache_path
+from zoo.bundles import CONFIG, WEIGHTS, load_bundle
+from zoo.checkpoints import CheckpointError, load_model
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained_bundles"
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def registry() -> dict[str, dict]:
+    return json.loads((PACKAGE_DIR / "registry.json").read_text(encoding="utf-8"))
+
+
+def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L.LightningModule:
+    """``spec``: a registered name, a bundle folder, a ``.ckpt`` file, or an http(s)/file URL of either.
+    ``known`` replaces the packaged registry (for private registries and tests)."""
+    known = registry() if known is None else known
+    spec = str(spec)
+    if spec in known:
+        return _load_registered(spec, known[spec])
+    if spec.startswith(URL_SCHEMES):
+        return _load_url(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_bundle(path)
+    if path.is_file():
+        return load_model(path)
+    raise CheckpointError(
+        f"unknown pretrained model {spec!r}: not a registered name, an existing path or a URL. "
+        f"Known names: {', '.join(sorted(known)) or '(none)'}."
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_registered(name: str, entry: dict) -> L.LightningModule:
+    location = entry["url"]
+    if location.startswith("package:"):
+        folder = PACKAGE_DIR / location.removeprefix("package:")
+        for filename, sha256 in entry["files"].items():
+            if not (folder / filename).is_file() or sha256_of(folder / filename) != sha256:
+                raise CheckpointError(f"the packaged bundle {name!r} is damaged ({filename}). Fix: reinstall seq-zoo.")
+    else:
+        folder = cache_dir() / "pretrained" / name
+        for filename, sha256 in entry["files"].items():
+            target = folder / filename
+            if target.is_file() and sha256_of(target) == sha256:
+                continue  # cached
+            _download(f"{location.rstrip('/')}/{filename}", target, sha256)
+    model = load_bundle(folder)
+    actual = f"{type(model).__module__}.{type(model).__qualname__}"
+    if actual != entry["class_path"]:
+        raise CheckpointError(f"pretrained {name!r} should be a {entry['class_path']} but its bundle holds a {actual}.")
+    return model
+
+
+def _load_url(url: str) -> L.LightningModule:
+    if url.endswith(".ckpt"):
+        target = url_cache_path(url)
+        if not target.is_file():
+            _download(url, target, None)
+        return load_model(target)
+    base = url.rstrip("/")
+    folder = url_cache_path(f"{base}/{CONFIG}").parent
+    if not (folder / CONFIG).is_file():
+        _download(f"{base}/{CONFIG}", folder / CONFIG, None)
+    tokenizers = json.loads((folder / CONFIG).read_text(encoding="utf-8")).get("tokenizers", {})
+    for filename in {WEIGHTS, *tokenizers.values()}:
+        if not (folder / filename).is_file():
+            _download(f"{base}/{filename}", folder / filename, None)
+    return load_bundle(folder)
+
+
+def _download(url: str, target: Path, sha256: str | None) -> None:
+    try:
+        download(url, target, sha256)
+    except CorpusError as error:
+        raise CheckpointError(f"{error}. Fix: check the network or the URL, or pass a local bundle folder.") from error
