@@ -14,10 +14,11 @@ target)``; with ``max_tokens`` no batch costs more, except an example that alone
 the budget: it gets a batch of its own and is counted in ``oversized``.
 
 Distributed: each of ``num_replicas`` ranks takes every num_replicas-th batch of the
-shuffled order, after the order is trimmed to a multiple of num_replicas, so ranks get
-disjoint batches and the same number of them (the few trimmed batches differ per epoch).
-Lightning does not shard a custom batch sampler, hence this is done here; train with
-``Trainer(use_distributed_sampler=False)``.
+shuffled order, so ranks get disjoint batches. With ``even_shards`` (training: every rank
+must step together) the order is first trimmed to a multiple of num_replicas, so all get
+the same number (the few trimmed batches differ per epoch); without (evaluation) every
+batch is kept and ranks may differ by one. Lightning does not shard a custom batch
+sampler, hence this is done here; train with ``Trainer(use_distributed_sampler=False)``.
 
 ``state_dict`` records the epoch and how many batches were handed out, so a resumed run
 continues mid-epoch with the next batch.
@@ -45,6 +46,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        even_shards: bool = True,
     ):
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("give exactly one of max_tokens (a token budget) and batch_size (a sentence count)")
@@ -53,7 +55,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.shuffle, self.seed = shuffle, seed
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.even_shards = num_replicas, rank, even_shards
         self.epoch = 0
         self.consumed = 0  # batches of this epoch handed out so far
         self._resume_at = 0  # set by load_state_dict: where the next iteration starts
@@ -99,7 +101,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(len(self.batches), generator=generator).tolist()
-        usable = len(order) - len(order) % self.num_replicas
+        usable = len(order) - len(order) % self.num_replicas if self.even_shards else len(order)
         return [self.batches[i] for i in order[self.rank : usable : self.num_replicas]]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -112,7 +114,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch, self.consumed = self.epoch + 1, 0
 
     def __len__(self) -> int:
-        return len(self.batches) // self.num_replicas
+        if self.even_shards:
+            return len(self.batches) // self.num_replicas
+        return len(range(self.rank, len(self.batches), self.num_replicas))
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}

@@ -60,6 +60,18 @@ def test_two_ranks_get_disjoint_batches_of_equal_number(lengths):
         assert len(seen[0] | seen[1]) >= len(src) - max(map(len, all_batches))  # at most one batch trimmed
 
 
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_uneven_shards_for_evaluation_cover_every_example_once(lengths, replicas):
+    src, tgt = lengths
+    ranks = [BucketBatchSampler(src, tgt, max_tokens=600, shuffle=False, num_replicas=replicas, rank=r, even_shards=False)
+             for r in range(replicas)]  # fmt: skip
+    per_rank = [list(sampler) for sampler in ranks]
+    assert [len(batches) for batches in per_rank] == [len(sampler) for sampler in ranks]
+    assert sum(map(len, per_rank)) == len(ranks[0].batches)  # nothing trimmed
+    seen = sorted(i for batches in per_rank for b in batches for i in b)
+    assert seen == list(range(len(src)))
+
+
 def test_order_is_deterministic_per_seed_and_epoch_and_shuffled_across_epochs(lengths):
     src, tgt = lengths
     a, b = (BucketBatchSampler(src, tgt, max_tokens=800, seed=7) for _ in range(2))

@@ -166,6 +166,8 @@ def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, t
     assert done.returncode == 2 and "CharRNN, which does not translate" in done.stderr
     done = zoo("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
     assert done.returncode == 2 and "Transformer, which does not continue text" in done.stderr
+    with pytest.raises(CheckpointError, match="holds a zoo.transformer.Transformer, not a CharRNN"):
+        CharRNN.load_from_checkpoint(tmp_path / "t.ckpt")
 
 
 def test_the_shipped_char_rnn_generates_shakespeare_offline():

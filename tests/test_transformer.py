@@ -95,6 +95,8 @@ def test_zoo_fit_then_test_a_transformer(toy_folder):
     test = zoo("test", "--config", config, *args, "--ckpt_path", str(last), cwd=work)
     assert test.returncode == 0 and "test/bleu" in test.stdout, test.stderr[-3000:]
     model = load_model(last)
+    same = Transformer.load_from_checkpoint(last).eval()  # Lightning's own loader: no DataModule, no config
+    assert same.translate(["a man runs"]) == model.translate(["a man runs"])
     assert model.src_embedding is model.tgt_embedding is not None  # joint vocabulary: one tied matrix
     assert model.output.weight is model.tgt_embedding.weight
     assert len(model.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)) == 2

@@ -53,3 +53,18 @@ def load_model(path: str | Path) -> L.LightningModule:
     model = cls(**init_args)
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     return model.eval()
+
+
+class ChecksCheckpointClass:
+    """Mixed into zoo models: ``Model.load_from_checkpoint`` refuses, with a clear error, a checkpoint
+    of another model class (Lightning would fail later on missing or unexpected arguments)."""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        class_path = read_checkpoint(checkpoint_path).get("hyper_parameters", {}).get("_class_path")
+        if class_path and class_path.rpartition(".")[2] != cls.__name__:
+            raise CheckpointError(
+                f"{checkpoint_path} holds a {class_path}, not a {cls.__name__}. Fix: load it with "
+                f"{class_path.rpartition('.')[2]}.load_from_checkpoint, or with zoo.load_model (any zoo model)."
+            )
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)

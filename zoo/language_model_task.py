@@ -8,17 +8,21 @@ import math
 import torch
 import torch.nn.functional as F
 
+from zoo.checkpoints import ChecksCheckpointClass
+
 
 def log_language_model_loss(module, logits: torch.Tensor, targets: torch.Tensor, stage: str) -> torch.Tensor:
     """Cross-entropy in nats per token, logged as ``<stage>/loss`` and, in bits, ``<stage>/bpc``."""
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
     on_step = stage == "train"
-    module.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=targets.numel())
-    module.log(f"{stage}/bpc", loss / math.log(2), on_step=on_step, on_epoch=True, batch_size=targets.numel())
+    # Epoch values are averaged over ranks too (sync_dist): every rank's batches hold the same number of tokens.
+    for name, value in (("loss", loss), ("bpc", loss / math.log(2))):
+        module.log(f"{stage}/{name}", value, prog_bar=name == "loss", on_step=on_step, on_epoch=True,
+                   batch_size=targets.numel(), sync_dist=not on_step)  # fmt: skip
     return loss
 
 
-class LanguageModelTask:
+class LanguageModelTask(ChecksCheckpointClass):
     """Needs ``language_model_logits``, ``self.vocab`` (a datamodules.CharVocab or None) and ``generate``
     (zoo.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T)."""
 

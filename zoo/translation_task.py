@@ -13,17 +13,20 @@ from functools import cached_property
 
 import torch
 from tokenizers import Tokenizer
+from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import decode
-from zoo.checkpoints import CheckpointError
+from zoo.checkpoints import CheckpointError, ChecksCheckpointClass
 
 
-class TranslationTask:
+class TranslationTask(ChecksCheckpointClass):
     def _init_translation_task(self) -> None:
+        # torchmetrics, so that under DDP the epoch values are those of all ranks' sentences together.
         self.val_bleu = SacreBLEUScore(tokenize="13a")
         self.test_bleu = SacreBLEUScore(tokenize="13a")
+        self.val_nll, self.test_nll = MeanMetric(), MeanMetric()  # per target token
 
     @cached_property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
@@ -43,33 +46,37 @@ class TranslationTask:
                     f"settings it was trained with (source, pair, tokenizer, vocab_size, joint_vocab)."
                 )
 
-    def _log_loss(self, batch: TranslationBatch, stage: str) -> torch.Tensor:
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
         total, count = self.sequence_loss(batch)
         loss = total / count
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=int(count), sync_dist=not on_step)
-        self.log(f"{stage}/ppl", torch.exp(loss.detach()), on_step=on_step, on_epoch=True, batch_size=int(count), sync_dist=not on_step)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=int(count))
+        self.log("train/ppl", torch.exp(loss.detach()), on_step=True, on_epoch=True, batch_size=int(count))
         return loss
 
-    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
-        return self._log_loss(batch, "train")
+    def _evaluate(self, batch: TranslationBatch, nll: MeanMetric, bleu: SacreBLEUScore, **decoding) -> None:
+        total, count = self.sequence_loss(batch)
+        nll.update(total / count, weight=count)
+        bleu.update(self._decode_batch(batch, **decoding), [[ref] for ref in batch["tgt_text"]])
+
+    def _log_evaluation(self, stage: str, nll: MeanMetric, bleu: SacreBLEUScore) -> None:
+        loss = nll.compute()
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")
+        self.log(f"{stage}/ppl", torch.exp(loss))
+        self.log(f"{stage}/bleu", bleu.compute() * 100, prog_bar=stage == "val")
+        nll.reset()
+        bleu.reset()
 
     def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._log_loss(batch, "val")
-        self.val_bleu.update(self._decode_batch(batch, strategy="greedy"), [[ref] for ref in batch["tgt_text"]])
+        self._evaluate(batch, self.val_nll, self.val_bleu, strategy="greedy")
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/bleu", self.val_bleu.compute() * 100, prog_bar=True)
-        self.val_bleu.reset()
+        self._log_evaluation("val", self.val_nll, self.val_bleu)
 
     def test_step(self, batch: TranslationBatch, batch_idx: int) -> None:
-        self._log_loss(batch, "test")
-        hypotheses = self._decode_batch(batch, strategy="beam", beam_size=self.hparams.test_beam_size)
-        self.test_bleu.update(hypotheses, [[ref] for ref in batch["tgt_text"]])
+        self._evaluate(batch, self.test_nll, self.test_bleu, strategy="beam", beam_size=self.hparams.test_beam_size)
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/bleu", self.test_bleu.compute() * 100)
-        self.test_bleu.reset()
+        self._log_evaluation("test", self.test_nll, self.test_bleu)
 
     def _generate(self, src: torch.Tensor, src_pad_mask: torch.Tensor, **options):
         """``generate`` with this model's length limits (max_len_a * source length + max_len_b) by default."""

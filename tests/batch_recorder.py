@@ -1,0 +1,39 @@
+"""A callback for the distributed tests: what each rank trained on, and the validation metrics it logged."""
+
+import json
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+
+
+class RecordBatches(Callback):
+    """Writes ``<folder>/rank<r>.json``: every training batch's rows (token ids, pads dropped) and
+    padded size, and the last validation metrics."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+        self.batches: list[dict] = []
+        self.val_metrics: dict[str, float] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if isinstance(batch, dict):  # translation: source rows without pads, padded size of the longer side
+            rows = [row[~pad].tolist() for row, pad in zip(batch["src"], batch["src_pad_mask"])]
+            cost = len(rows) * max(batch["src"].shape[1], batch["tgt_out"].shape[1])
+        else:
+            rows, cost = batch[0].tolist(), batch[0].numel()
+        self.batches.append({"rows": rows, "cost": cost})
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.val_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        if trainer.state.fn == TrainerFn.VALIDATING:  # `zoo validate` has no fit end
+            self.write(trainer)
+
+    def on_fit_end(self, trainer, pl_module):
+        self.write(trainer)
+
+    def write(self, trainer):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {"world_size": trainer.world_size, "batches": self.batches, "val": self.val_metrics}
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -1,0 +1,131 @@
+"""Real 2-process DDP `zoo fit` runs on the CPU (gloo): what each rank saw, and metrics equal to one process.
+
+Each run records, per rank, the rows of every training batch and the validation metrics
+(tests/batch_recorder.py). The same checkpoint is then validated by a single process on the
+same validation data, which must give the same numbers.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from datamodules.char_batches import StreamBatches
+from datamodules.char_datamodule import CharDataModule
+
+REPO = Path(__file__).resolve().parents[1]
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+ONE = ["--trainer.strategy", "auto", "--trainer.devices", "1", "--trainer.accelerator", "cpu"]
+
+
+def zoo(*args, cwd):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def write_config(path, record_dir, model, data, callbacks=()) -> str:
+    config = {
+        "seed_everything": 3,
+        "trainer": {
+            "max_epochs": 1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+            "use_distributed_sampler": False,
+            "callbacks": [*callbacks, {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
+                          {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True}}],
+        },
+        "model": model,
+        "data": data,
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def records(folder) -> list[dict]:
+    return [json.loads((folder / f"rank{r}.json").read_text()) for r in range(len(list(folder.glob("rank*.json"))))]
+
+
+def assert_same_metrics(ddp: dict, single: dict) -> None:
+    assert ddp.keys() == single.keys() and ddp
+    for name in ddp:
+        assert ddp[name] == pytest.approx(single[name], rel=1e-5), name
+
+
+def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
+    streams, seq_len = 10, 16  # per rank
+    model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
+    data = {"class_path": "datamodules.CharDataModule",
+            "init_args": {"source": str(small_corpus), "mode": "stateful", "seq_len": seq_len, "batch_size": streams, "val_fraction": 0.5}}  # fmt: skip
+    hidden = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}]
+    config = write_config(tmp_path / "char.yaml", tmp_path / "fit", model, data, hidden)
+    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+    ranks = records(tmp_path / "fit")
+    assert [r["world_size"] for r in ranks] == [2, 2]
+
+    # Each rank trained on exactly its own contiguous streams, in order: rank r owns streams
+    # r*B .. r*B+B-1 of 2*B, so no two ranks read the same text.
+    dm = CharDataModule(str(small_corpus), mode="stateful", seq_len=seq_len, batch_size=streams, val_fraction=0.5)
+    dm.setup("fit")
+    for rank, record in enumerate(ranks):
+        expected = [inputs.tolist() for inputs, _ in StreamBatches(dm.train_tokens, streams, seq_len, rank, 2)]
+        assert [b["rows"] for b in record["batches"]] == expected
+    assert len(ranks[0]["batches"]) == len(ranks[1]["batches"]) > 0
+
+    # Validation: all ranks logged the same numbers, equal to one process reading the same
+    # 2*B streams (batch_size 2*B).
+    assert ranks[0]["val"] == ranks[1]["val"]
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    config_one = write_config(tmp_path / "char_one.yaml", tmp_path / "one", model, data, hidden)
+    zoo("validate", "--config", config_one, *ONE, "--data.init_args.batch_size", str(2 * streams), "--ckpt_path", last, cwd=tmp_path)
+    assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
+
+
+def unique_toy_corpus(folder: Path) -> Path:
+    """Like conftest's toy corpus, with every source sentence distinct (numbered), so overlap is visible."""
+    from tests.conftest import toy_pairs
+
+    folder.mkdir()
+    for split, n in (("train", 300), ("val", 30)):
+        src, tgt = toy_pairs(n, seed=len(split))
+        (folder / f"{split}.en").write_text("\n".join(f"{s} {i}" for i, s in enumerate(src)) + "\n")
+        (folder / f"{split}.xx").write_text("\n".join(f"{t} {i}" for i, t in enumerate(tgt)) + "\n")
+    for lang in ("en", "xx"):
+        (folder / f"test.{lang}").write_text((folder / f"val.{lang}").read_text())
+    return folder
+
+
+def test_bucketed_transformer_under_ddp(tmp_path):
+    corpus = unique_toy_corpus(tmp_path / "toy")
+    max_tokens = 240
+    model = {"class_path": "zoo.Transformer",
+             "init_args": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 32, "warmup_steps": 2}}  # fmt: skip
+    data = {"class_path": "datamodules.TranslationDataModule",
+            "init_args": {"source": str(corpus), "pair": "en-xx", "vocab_size": 80, "max_tokens": max_tokens}}  # fmt: skip
+    config = write_config(tmp_path / "t.yaml", tmp_path / "fit", model, data)
+    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+    ranks = records(tmp_path / "fit")
+
+    # Disjoint, balanced, within the budget per rank.
+    seen = [{tuple(row) for b in r["batches"] for row in b["rows"]} for r in ranks]
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    assert sum(len(b["rows"]) for r in ranks for b in r["batches"]) == len(seen[0]) + len(seen[1])  # no repeats
+    assert len(ranks[0]["batches"]) == len(ranks[1]["batches"])
+    assert all(b["cost"] <= max_tokens for r in ranks for b in r["batches"])
+    assert len(seen[0]) + len(seen[1]) > 0.8 * 300  # at most the few batches trimmed for balance are missing
+
+    # Validation loss and BLEU (torchmetrics, every batch kept) equal one process's on the same data.
+    assert ranks[0]["val"] == ranks[1]["val"]
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    config_one = write_config(tmp_path / "t_one.yaml", tmp_path / "one", model, data)
+    zoo("validate", "--config", config_one, *ONE, "--ckpt_path", last, cwd=tmp_path)
+    single = records(tmp_path / "one")[0]["val"]
+    assert_same_metrics(ranks[0]["val"], single)
+    assert {"val/loss", "val/bleu"} <= single.keys()
+    assert torch.isfinite(torch.tensor(single["val/loss"]))
