@@ -18,6 +18,8 @@ import json
 import math
 from pathlib import Path
 
+import wandb
+
 from zoo.cli import ZooCLI
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -38,6 +40,7 @@ def train_and_validate(config: Path, minutes: float, out: Path) -> dict:
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     steps = cli.trainer.global_step
     loss = cli.trainer.validate(cli.model, datamodule=cli.datamodule)[0]["val/loss"]
+    wandb.finish()  # the next model gets a W&B run of its own
     return {"steps": steps, "val_loss": round(loss, 4), "bpc": round(loss / math.log(2), 4),
             "checkpoint": cli.trainer.checkpoint_callback.last_model_path}  # fmt: skip
 

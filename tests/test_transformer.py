@@ -199,3 +199,17 @@ def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
         assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
     with pytest.raises(CheckpointError, match="other hyperparameters"):
         average_checkpoints([save(tiny(ffn_dim=32), "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt")
+
+
+def test_decoding_lengths_respect_the_models_positions():
+    from zoo.transformer_lm import TransformerLM
+
+    lm = TransformerLM(5, "\nabcd", d_model=16, heads=2, layers=1, ffn_dim=32, max_positions=20).eval()
+    prompt = torch.tensor([[1, 2, 3]])
+    assert len(lm.generate(prompt=prompt, max_len=18)[0][0].tokens) == 18  # 3 + 18 - 1 fed positions = 20
+    with pytest.raises(ValueError, match="at most 18 new tokens"):
+        lm.generate(prompt=prompt, max_len=19)
+    translator = tiny(max_positions=12).eval()
+    src = torch.randint(3, 12, (2, 5))
+    out = translator.generate(src, src == 0, max_len=50, min_len=12)  # a ceiling above the positions: clamped to 12
+    assert all(len(h[0].tokens) == 12 for h in out)

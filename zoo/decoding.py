@@ -8,7 +8,9 @@ A model implements:
                                                   a dict state may carry "attention" (R, S)
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
 optionally prefill(prompt, state) -> (log_probs, state), the prompt (B, P) in one pass (default:
-P calls of step), and sets ``eos_id`` (None: no end token) and, for encoder-decoders, ``bos_id``. It then has
+P calls of step), and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for
+models with a fixed number of positions ``context_size`` (a language model's prompt + new tokens,
+a decoder's target tokens, must fit). It then has
 ``generate``: greedy, beam search (zoo/beam_search.py) or sampling (zoo/sequential_decoding.py).
 
 Scores: every hypothesis carries ``log_prob``, the sum of its tokens' log-probabilities
@@ -85,6 +87,7 @@ class DecodingOptions:
 class DecodingMixin:
     eos_id: int | None = None
     bos_id: int | None = None
+    context_size: int | None = None
 
     def encode(self, src: torch.Tensor | None, src_pad_mask: torch.Tensor | None) -> Any:
         return None
@@ -122,7 +125,7 @@ class DecodingMixin:
         opts = DecodingOptions(**options)
         opts.check()
         prompt = self._prompt(src, prompt)
-        limits = self._length_limits(src, src_pad_mask, prompt.shape[0], opts)
+        limits = self._length_limits(src, src_pad_mask, prompt, opts)
         was_training = self.training
         self.eval()
         try:
@@ -147,14 +150,24 @@ class DecodingMixin:
             )
         return prompt
 
-    def _length_limits(self, src, src_pad_mask, batch_size: int, opts: DecodingOptions) -> torch.Tensor:
-        """(B,) the most new tokens each input may get."""
-        limits = torch.full((batch_size,), opts.max_len, dtype=torch.long)
+    def _length_limits(self, src, src_pad_mask, prompt: torch.Tensor, opts: DecodingOptions) -> torch.Tensor:
+        """(B,) the most new tokens each input may get, within the model's ``context_size`` if it has one."""
+        batch_size, max_len = prompt.shape[0], opts.max_len
+        context = self.context_size
+        if context is not None and prompt.shape[1] + max_len - 1 > context:  # the last new token is never fed back
+            room = context - prompt.shape[1] + 1
+            if src is None:  # a language model asked for more text than it can hold
+                raise ValueError(
+                    f"a prompt of {prompt.shape[1]} tokens plus {max_len} new ones exceeds this model's "
+                    f"{context} positions. Fix: ask for at most {max(room, 0)} new tokens or shorten the prompt."
+                )
+            max_len = room  # translation: max_len is only a ceiling
+        limits = torch.full((batch_size,), max_len, dtype=torch.long)
         if opts.max_len_a > 0:
             if src is None:
                 raise ValueError("max_len_a scales with the source length: it needs src")
             src_len = (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
-            limits = (opts.max_len_a * src_len + opts.max_len_b).long().clamp(max=opts.max_len)
+            limits = (opts.max_len_a * src_len + opts.max_len_b).long().clamp(max=max_len)
         if bool((limits < max(opts.min_len, 1)).any()):
             raise ValueError(f"a length limit ({int(limits.min())}) is below min_len {opts.min_len} or 1")
         return limits

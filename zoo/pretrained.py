@@ -39,14 +39,18 @@ def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L
     if spec.startswith(URL_SCHEMES):
         return _load_url(spec)
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_bundle(path)
-    if path.is_file():
-        return load_model(path)
+    if path.exists() or path.suffix == ".ckpt" or "/" in spec:
+        return load_local(path)
     raise CheckpointError(
         f"unknown pretrained model {spec!r}: not a registered name, an existing path or a URL. "
         f"Known names: {', '.join(sorted(known)) or '(none)'}."
     )
+
+
+def load_local(path: str | Path) -> L.LightningModule:
+    """A bundle folder or a `zoo fit` checkpoint file."""
+    path = Path(path).expanduser()
+    return load_bundle(path) if path.is_dir() else load_model(path)
 
 
 def sha256_of(path: Path) -> str:

@@ -71,6 +71,7 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.context_size = max_positions  # target positions for decoding (zoo.decoding)
         joint = src_vocab_size == tgt_vocab_size and src_tokenizer == tgt_tokenizer
         self.tgt_embedding = self._embedding(tgt_vocab_size)
         self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)

@@ -55,9 +55,9 @@ class ConfigToLoggerCallback(SaveConfigCallback):
                 run.config.update(yaml.safe_load(text), allow_val_change=True)
             else:
                 logger.log_hyperparams(yaml.safe_load(text))
-        if not trainer.loggers and trainer.log_dir:
-            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-            (Path(trainer.log_dir) / self.config_filename).write_text(text)
+        if not trainer.loggers:  # (not trainer.log_dir: it is a collective, and this runs on rank 0 only)
+            Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
+            (Path(trainer.default_root_dir) / self.config_filename).write_text(text)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         for logger in trainer.loggers:
