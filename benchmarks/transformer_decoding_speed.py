@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
 from datamodules import TranslationDataModule
 from datamodules.collate import collate_pairs
-from transformer_throughput import SIZES, marian  # the sibling script: the same sizes and Marian config
+from decoding_speed import timed  # sibling scripts: the char-RNN decoding benchmark,
+from transformer_throughput import SIZES, marian  # and the same sizes and Marian config
 from zoo import Transformer
 
 
@@ -37,12 +37,6 @@ def no_cache_greedy(model: Transformer, src, src_pad_mask, new_tokens: int) -> t
         logits, _ = model.decode_tokens(tokens, model.init_state(memory, src_pad_mask, len(src)))
         tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
     return tokens[:, 1:]
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

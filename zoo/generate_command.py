@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from zoo.checkpoints import CheckpointError
-from zoo.pretrained import load_local, load_pretrained
+from zoo.pretrained import load_for_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +37,10 @@ def generate_main(argv: list[str]) -> None:
         beam_size=args.beam_size, n_best=args.n_best, length_penalty=args.length_penalty, seed=args.seed,
     )  # fmt: skip
     try:
-        model = load_local(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
-        if not hasattr(model, "generate_texts"):
-            raise CheckpointError(
-                f"{args.checkpoint or args.pretrained} holds a {type(model).__name__}, which does not continue text. "
-                f"Fix: pass a language model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`."
-            )
+        model = load_for_command(
+            args.checkpoint, args.pretrained, "generate_texts", "does not continue text. Fix: pass a language "
+            "model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`.",
+        )
         results = model.generate_texts(args.prompt, args.length, **options)
     except (CheckpointError, ValueError) as error:
         parser.exit(2, f"zoo generate: error: {error}\n")

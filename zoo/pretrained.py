@@ -47,6 +47,15 @@ def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L
     )
 
 
+def load_for_command(checkpoint: str | None, pretrained: str | None, needs: str, refusal: str) -> L.LightningModule:
+    """For the inference commands: the model of ``--checkpoint`` or ``--pretrained``, which must have
+    the method ``needs``; otherwise a CheckpointError "<source> holds a <Class>, which <refusal>"."""
+    model = load_local(checkpoint) if checkpoint else load_pretrained(pretrained)
+    if not hasattr(model, needs):
+        raise CheckpointError(f"{checkpoint or pretrained} holds a {type(model).__name__}, which {refusal}")
+    return model
+
+
 def load_local(path: str | Path) -> L.LightningModule:
     """A bundle folder or a `zoo fit` checkpoint file."""
     path = Path(path).expanduser()

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from zoo.checkpoints import CheckpointError
-from zoo.pretrained import load_local, load_pretrained
+from zoo.pretrained import load_for_command
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 
@@ -43,12 +43,10 @@ def translate_main(argv: list[str]) -> None:
                "n_best": args.n_best, "length_penalty": args.length_penalty}  # fmt: skip
     options.update({k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None})
     try:
-        model = load_local(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
-        if not hasattr(model, "translate_n_best"):
-            raise CheckpointError(
-                f"{args.checkpoint or args.pretrained} holds a {type(model).__name__}, which does not translate. "
-                f"Fix: pass a translation model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`."
-            )
+        model = load_for_command(
+            args.checkpoint, args.pretrained, "translate_n_best", "does not translate. Fix: pass a translation "
+            "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
+        )
         lines = (args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()).splitlines()
         for line in translate_lines(model, lines, args.batch_size, options):
             sys.stdout.write(line + "\n")
