@@ -109,3 +109,30 @@ def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
         return run_config(folder, model, data, [])
 
     check_resume(tmp_path, make_config, resume_step=9)
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch, small_corpus):
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from zoo.atomic_checkpoint_io import AtomicCheckpointIO
+    from zoo.cli import ZooCLI
+
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, target)
+
+    def dies_mid_write(self, checkpoint, path, storage_options=None):  # Lightning's writer, killed halfway
+        with open(path, "wb") as file:
+            file.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, target)
+    monkeypatch.undo()
+    assert read_checkpoint(target) == {"step": 1}  # the previous checkpoint is intact
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]  # and no partial file stays
+
+    cli = ZooCLI(args=["--model", "zoo.CharRNN", "--data", "datamodules.CharDataModule", "--data.source", str(small_corpus),
+                       "--trainer.logger", "false"], run=False)  # fmt: skip
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)  # `zoo fit` uses it by default

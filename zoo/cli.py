@@ -15,7 +15,6 @@ import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.sources import CorpusError
-from zoo.atomic_checkpoint_io import AtomicCheckpointIO
 from zoo.checkpoints import CheckpointError, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
@@ -53,7 +52,7 @@ class ZooCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=ConfigToLoggerCallback,
             parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
-            trainer_defaults={"plugins": [AtomicCheckpointIO()]},
+            trainer_defaults={"plugins": [{"class_path": "zoo.atomic_checkpoint_io.AtomicCheckpointIO"}]},
             args=args,
             **kwargs,
         )
