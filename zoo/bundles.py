@@ -18,7 +18,7 @@ import lightning as L
 import safetensors.torch
 import torch
 
-from zoo.checkpoints import CheckpointError, model_class, read_checkpoint
+from zoo.checkpoints import CheckpointError, model_class, model_from_checkpoint, read_checkpoint
 
 FORMAT = "seq-zoo-bundle/1"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -39,10 +39,9 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
     checkpoint = read_checkpoint(checkpoint_path)
-    cls = model_class(checkpoint, checkpoint_path)
+    model = model_from_checkpoint(checkpoint, checkpoint_path)
+    cls = type(model)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    model = cls(**hparams)
-    model.load_state_dict(checkpoint["state_dict"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -47,12 +47,16 @@ def model_class(checkpoint: dict[str, Any], path: str | Path) -> type[L.Lightnin
 
 def load_model(path: str | Path) -> L.LightningModule:
     """A model from a `zoo fit` checkpoint, in eval mode on the CPU; needs no DataModule or config."""
-    checkpoint = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path).eval()
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> L.LightningModule:
+    """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights."""
     cls = model_class(checkpoint, path)
     init_args = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
     model = cls(**init_args)
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
-    return model.eval()
+    return model
 
 
 class ChecksCheckpointClass:
