@@ -8,7 +8,8 @@ from typing import Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from datamodules.char_batches import StreamBatches, Windows
 from datamodules.char_vocab import CharVocab
@@ -91,8 +92,7 @@ class CharDataModule(L.LightningDataModule):
     def _dataset(self, tokens, train: bool):
         try:
             if self.mode == "stateful":
-                rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-                return StreamBatches(tokens, self.batch_size, self.seq_len, rank, world)
+                return StreamBatches(tokens, self.batch_size, self.seq_len, *self._rank_and_world())
             return Windows(tokens, self.seq_len, random_offset=train)
         except CorpusError as error:
             split = "training" if train else "validation"
@@ -115,13 +115,26 @@ class CharDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         # Own generators: creating an iterator must not draw from the global one, or a resumed
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
         # A shuffling loader's is seeded from the global one once, here, so seed_everything still decides.
-        generator = torch.Generator()
-        if shuffle:
-            generator.manual_seed(int(torch.randint(2**62, ())))
+        seed = int(torch.randint(2**62, ())) if shuffle else 0
         if isinstance(dataset, StreamBatches):  # yields whole batches, in order
-            return DataLoader(dataset, batch_size=None, generator=generator)
-        return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, generator=generator)
+            return DataLoader(dataset, batch_size=None, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        rank, world = self._rank_and_world()
+        if world == 1:
+            return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, generator=generator)
+        # Several ranks: each its own windows, never another's. Training shuffles with one seed on every
+        # rank (rank 0's) and drops the < world_size leftover windows so all ranks run as many steps;
+        # validation keeps every window exactly once (a padded sampler would count some twice).
+        if shuffle:
+            seed = self.trainer.strategy.broadcast(seed)
+            sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
+        else:
+            sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
+        return DataLoader(dataset, self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator)

@@ -1,10 +1,15 @@
-"""A callback for the distributed tests: what each rank trained on, and the validation metrics it logged."""
+"""Recorders for the distributed tests: what each rank trained on, the validation metrics it logged, and
+which process wrote each checkpoint."""
 
 import json
+import os
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import DistributedSampler
+
+from zoo.atomic_checkpoint_io import AtomicCheckpointIO
 
 
 class RecordBatches(Callback):
@@ -14,7 +19,13 @@ class RecordBatches(Callback):
     def __init__(self, folder: str):
         self.folder = Path(folder)
         self.batches: list[dict] = []
+        self.epoch_indices: list[list[int]] = []  # per epoch, the dataset items a DistributedSampler gave this rank
         self.val_metrics: dict[str, float] = {}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        sampler = trainer.train_dataloader.sampler
+        if isinstance(sampler, DistributedSampler):
+            self.epoch_indices.append(list(sampler))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if isinstance(batch, dict):  # translation: source rows without pads, padded size of the longer side
@@ -35,5 +46,19 @@ class RecordBatches(Callback):
 
     def write(self, trainer):
         self.folder.mkdir(parents=True, exist_ok=True)
-        record = {"world_size": trainer.world_size, "batches": self.batches, "val": self.val_metrics}
+        record = {"world_size": trainer.world_size, "batches": self.batches, "epoch_indices": self.epoch_indices,
+                  "val": self.val_metrics}  # fmt: skip
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class RecordSaves(AtomicCheckpointIO):
+    """zoo's checkpoint writer, appending ``<pid> <path>`` to ``log`` for every checkpoint it writes."""
+
+    def __init__(self, log: str):
+        super().__init__()
+        self.log = Path(log)
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        super().save_checkpoint(checkpoint, path, storage_options)
+        with self.log.open("a") as file:
+            file.write(f"{os.getpid()} {path}\n")

@@ -6,6 +6,7 @@ same validation data, which must give the same numbers.
 """
 
 import json
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -15,8 +16,12 @@ import pytest
 import torch
 import yaml
 
+from tests.wandb_records import history_rows
+
 from datamodules.char_batches import StreamBatches
 from datamodules.char_datamodule import CharDataModule
+from datamodules.text_tokenizer import EOS_ID
+from datamodules.translation_datamodule import TranslationDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
@@ -29,7 +34,7 @@ def zoo(*args, cwd):
     assert done.returncode == 0, done.stderr[-4000:]
 
 
-def write_config(path, record_dir, model, data, callbacks=()) -> str:
+def write_config(path, record_dir, model, data, callbacks=(), **trainer) -> str:
     config = {
         "seed_everything": 3,
         "trainer": {
@@ -40,6 +45,7 @@ def write_config(path, record_dir, model, data, callbacks=()) -> str:
             "use_distributed_sampler": False,
             "callbacks": [*callbacks, {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
                           {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True}}],
+            **trainer,
         },
         "model": model,
         "data": data,
@@ -87,6 +93,38 @@ def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
     assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
 
 
+def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
+    seq_len, batch_size = 16, 16
+    model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
+    data = {"class_path": "datamodules.CharDataModule",
+            "init_args": {"source": str(small_corpus), "mode": "stateless", "seq_len": seq_len, "batch_size": batch_size, "val_fraction": 0.5}}  # fmt: skip
+    reset = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}]
+    config = write_config(tmp_path / "char.yaml", tmp_path / "fit", model, data, reset)
+    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+    ranks = records(tmp_path / "fit")
+
+    # The ranks' windows are disjoint and equal in number; only the < 2 left over are skipped.
+    dm = CharDataModule(str(small_corpus), mode="stateless", seq_len=seq_len, batch_size=batch_size, val_fraction=0.5)
+    dm.setup("fit")
+    indices = [r["epoch_indices"][0] for r in ranks]
+    assert len(indices[0]) == len(indices[1]) == len(dm.train_set) // 2
+    assert not set(indices[0]) & set(indices[1])
+    # And each rank trained on exactly those windows, in that order (each starts somewhere in its slot).
+    tokens, T = dm.train_tokens.tolist(), seq_len
+    for record, windows in zip(ranks, indices):
+        rows = [row for batch in record["batches"] for row in batch["rows"]]
+        assert len(rows) == len(windows)
+        for row, k in zip(rows, windows):
+            assert any(tokens[s : s + T] == row for s in range(k * T, min(k * T + T, len(tokens) - T)))
+
+    # Validation keeps every window once (no padding duplicates): the same loss as one process.
+    assert ranks[0]["val"] == ranks[1]["val"]
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    config_one = write_config(tmp_path / "char_one.yaml", tmp_path / "one", model, data, reset)
+    zoo("validate", "--config", config_one, *ONE, "--ckpt_path", last, cwd=tmp_path)
+    assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
+
+
 def unique_toy_corpus(folder: Path) -> Path:
     """Like conftest's toy corpus, with every source sentence distinct (numbered), so overlap is visible."""
     from tests.conftest import toy_pairs
@@ -129,3 +167,46 @@ def test_bucketed_transformer_under_ddp(tmp_path):
     assert_same_metrics(ranks[0]["val"], single)
     assert {"val/loss", "val/bleu"} <= single.keys()
     assert torch.isfinite(torch.tensor(single["val/loss"]))
+
+
+def test_transformer_on_multi30k_under_ddp(tmp_path, shared_data):
+    """The real corpus (duplicate sentences included), W&B logging and checkpointing as in a shipped config."""
+    max_tokens = 4000
+    model = {"class_path": "zoo.Transformer",
+             "init_args": {"d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64, "warmup_steps": 10}}  # fmt: skip
+    data = {"class_path": "datamodules.TranslationDataModule",
+            "init_args": {"source": "multi30k", "pair": "en-fr", "vocab_size": 2000, "max_tokens": max_tokens}}  # fmt: skip
+    wandb = {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "seq-zoo", "save_dir": str(tmp_path / "runs")}}
+    saves = tmp_path / "saves.log"
+    plugins = [{"class_path": "tests.batch_recorder.RecordSaves", "init_args": {"log": str(saves)}}]
+    config = write_config(tmp_path / "t.yaml", tmp_path / "fit", model, data, logger=wandb, plugins=plugins)
+    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+    ranks = records(tmp_path / "fit")
+
+    # Every training example at most once over both ranks (Multi30k repeats some sentences, so count
+    # them as a multiset), the same number of batches per rank, each within the budget.
+    dm = TranslationDataModule("multi30k", "en-fr", vocab_size=2000, max_tokens=max_tokens)
+    dm.setup("fit")
+    available = Counter((*ids, EOS_ID) for ids in dm.datasets["train"]["src_ids"])
+    seen = Counter(tuple(row) for r in ranks for b in r["batches"] for row in b["rows"])
+    assert not seen - available
+    assert seen.total() > 0.95 * len(dm.datasets["train"])
+    assert len(ranks[0]["batches"]) == len(ranks[1]["batches"]) > 0
+    assert all(b["cost"] <= max_tokens for r in ranks for b in r["batches"])
+
+    # Checkpoints: written by one process, each file once.
+    lines = [line.split() for line in saves.read_text().splitlines()]
+    assert len({pid for pid, _ in lines}) == 1
+    assert len({path for _, path in lines}) == len(lines) == 2  # epoch=0-step=N.ckpt and last.ckpt
+
+    # W&B: one run (rank 0's), whose logged validation metrics are the ranks' values.
+    run_files = list((tmp_path / "runs" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1
+    logged = [row for row in history_rows(run_files[0]) if "val/bleu" in row]
+    assert logged and logged[-1]["val/bleu"] == pytest.approx(ranks[0]["val"]["val/bleu"])
+
+    # Validation loss and BLEU over all 1,014 sentences equal one process's.
+    assert ranks[0]["val"] == ranks[1]["val"]
+    config_one = write_config(tmp_path / "t_one.yaml", tmp_path / "one", model, data)
+    zoo("validate", "--config", config_one, *ONE, "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt"), cwd=tmp_path)
+    assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])

@@ -16,12 +16,12 @@ class StateProbe(CharRNN):
         super().__init__(*args, **kwargs)
         self.log_of_states = []
 
-    def _shared_step(self, batch, stage):
+    def _loss(self, batch):
         start = self.hidden_state
-        loss = super()._shared_step(batch, stage)
+        loss = super()._loss(batch)
         self.log_of_states.append(
             {
-                "stage": stage,
+                "stage": "train" if self.training else "val",
                 "epoch": self.current_epoch,
                 "start": None if start is None else {k: v.clone() for k, v in start.items()},
                 "start_has_graph": start is not None and any(v.grad_fn is not None for v in start.values()),

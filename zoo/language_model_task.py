@@ -7,34 +7,41 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric
 
 from zoo.checkpoints import ChecksCheckpointClass
 
 
-def log_language_model_loss(module, logits: torch.Tensor, targets: torch.Tensor, stage: str) -> torch.Tensor:
-    """Cross-entropy in nats per token, logged as ``<stage>/loss`` and, in bits, ``<stage>/bpc``."""
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-    on_step = stage == "train"
-    # Epoch values are averaged over ranks too (sync_dist): every rank's batches hold the same number of tokens.
-    for name, value in (("loss", loss), ("bpc", loss / math.log(2))):
-        module.log(f"{stage}/{name}", value, prog_bar=name == "loss", on_step=on_step, on_epoch=True,
-                   batch_size=targets.numel(), sync_dist=not on_step)  # fmt: skip
-    return loss
-
-
 class LanguageModelTask(ChecksCheckpointClass):
     """Needs ``language_model_logits``, ``self.vocab`` (a datamodules.CharVocab or None) and ``generate``
-    (zoo.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T)."""
+    (zoo.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per
+    token, logged as ``<stage>/loss`` and, in bits, ``<stage>/bpc``."""
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+    def _init_language_model_task(self) -> None:
+        # Weighted by tokens in torchmetrics, so that under DDP the validation loss is that of all ranks'
+        # windows together, whatever the number each rank holds.
+        self.val_nll = MeanMetric()
+
+    def _loss(self, batch) -> tuple[torch.Tensor, int]:
         inputs, targets = batch
-        return log_language_model_loss(self, self.language_model_logits(inputs), targets, stage)
+        logits = self.language_model_logits(inputs)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten()), targets.numel()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+        loss, tokens = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=tokens)
+        self.log("train/bpc", loss / math.log(2), on_step=True, on_epoch=True, batch_size=tokens)
+        return loss
 
-    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "val")
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, tokens = self._loss(batch)
+        self.val_nll.update(loss, weight=tokens)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_nll.compute()
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/bpc", loss / math.log(2))
+        self.val_nll.reset()
 
     def generate_texts(self, prompt: str, length: int, **options) -> list[tuple[str, float]]:
         """Continuations of ``prompt``, ``length`` characters each, best first, with their scores.
