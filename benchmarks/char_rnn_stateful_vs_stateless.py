@@ -6,7 +6,9 @@ LSTM, seq 100, batch 64), trained one after the other for the same budget; valid
 Part B, the synthetic long-dependency corpus (datamodules/long_dependency.py): how often each
 regime recalls a key that lies further back than seq_len; chance is 1/4.
 
-    python benchmarks/char_rnn_stateful_vs_stateless.py [--quick] [--minutes 10]
+    python benchmarks/char_rnn_stateful_vs_stateless.py [--quick] [--minutes 10] [--val-every 200] [--figure PNG]
+
+With --figure, also draws both parts' validation curves (the README's picture).
 
 tinyshakespeare is read from $ZOO_DATA_DIR/tinyshakespeare/input.txt (or the cache).
 """
@@ -77,7 +79,7 @@ def train_shipped_config(mode: str, minutes: float, val_every: int, source: str)
     return curve.points, chars_per_s
 
 
-def part_a(minutes: float, val_every: int, source: str) -> dict:
+def part_a(minutes: float, val_every: int, source: str) -> tuple[dict, dict]:
     results = {mode: train_shipped_config(mode, minutes, val_every, source) for mode in ("stateful", "stateless")}
     # Validation runs every `val_every` steps and once more when the time is up; compare
     # at the last step both reached as well as at the end of the budget.
@@ -100,23 +102,25 @@ def part_a(minutes: float, val_every: int, source: str) -> dict:
         if step in stateless:
             print(f"  {step:>6}: {loss:.3f} / {stateless[step]:.3f}")
     summary["common_step"] = common_step
-    return summary
+    return summary, {mode: points for mode, (points, _) in results.items()}
 
 
-def part_b(quick: bool) -> dict:
+def part_b(quick: bool) -> tuple[dict, dict]:
     seq_len = 10
     with tempfile.TemporaryDirectory() as folder:
         corpus = Path(folder) / "long_dependency.txt"
         corpus.write_text(long_dependency_text(120_000, max_gap=3 * seq_len, seed=0))
         held_out = long_dependency_text(50_000, max_gap=3 * seq_len, seed=1)
-        summary = {}
+        summary, curves = {}, {}
         for mode in ("stateful", "stateless"):
             L.seed_everything(0)
+            curves[mode] = ValCurve()
             dm = CharDataModule(str(corpus), mode=mode, seq_len=seq_len, batch_size=32)
             model = CharRNN(dm.vocab_size, dm.vocab, hidden_size=64, num_layers=1, learning_rate=1e-2)
             trainer = L.Trainer(
                 max_epochs=3 if quick else 6,
-                callbacks=[HiddenStateCallback("preserve" if mode == "stateful" else "reset")],
+                val_check_interval=0.25,  # four points per epoch on the curve
+                callbacks=[HiddenStateCallback("preserve" if mode == "stateful" else "reset"), curves[mode]],
                 logger=False,
                 enable_checkpointing=False,
                 enable_progress_bar=False,
@@ -132,18 +136,44 @@ def part_b(quick: bool) -> dict:
     for mode, row in summary.items():
         print(f"{mode:<10}{row['recall_beyond_seq_len']:>31.3f}{row['val_nats_per_char']:>15.3f}")
     summary["chance"] = 1 / len(KEYS)
-    return summary
+    return summary, {mode: curve.points for mode, curve in curves.items()}
+
+
+def draw_curves(shakespeare: dict, long_dependency: dict, minutes: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for mode, style in (("stateful", "-o"), ("stateless", "--s")):
+        steps, _, losses = zip(*shakespeare[mode])
+        left.plot(steps, losses, style, markersize=3, label=mode)
+        steps, _, losses = zip(*long_dependency[mode])
+        right.plot(steps, losses, style, markersize=3, label=mode)
+    left.set(title=f"tinyshakespeare, 2x512 LSTM, {minutes:g} min each", xlabel="step", ylabel="validation nats/char")
+    right.set(title="long dependency (key 10-30 chars back, seq_len 10)", xlabel="step", ylabel="validation nats/char")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"figure: {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="about a minute")
     parser.add_argument("--minutes", type=float, default=10.0, help="budget per mode in part A")
+    parser.add_argument("--val-every", type=int, default=200, help="validation interval in steps, part A")
     parser.add_argument("--source", default="tinyshakespeare")
+    parser.add_argument("--figure", type=Path, help="save the validation curves of both parts as this PNG")
     args = parser.parse_args()
-    minutes, val_every = (0.3, 6) if args.quick else (args.minutes, 200)
-    a = part_a(minutes, val_every, args.source)
-    b = part_b(args.quick)
+    minutes, val_every = (0.3, 6) if args.quick else (args.minutes, args.val_every)
+    a, a_curves = part_a(minutes, val_every, args.source)
+    b, b_curves = part_b(args.quick)
+    if args.figure:
+        draw_curves(a_curves, b_curves, minutes, args.figure)
     print(json.dumps({"benchmark": "char_rnn_stateful_vs_stateless", "quick": args.quick, "minutes_each": minutes,
                       "shakespeare": a, "long_dependency": b}))  # fmt: skip
 

@@ -2,9 +2,9 @@
 
 SacreBLEU on detokenized output against the raw references (13a tokenizer), and the same
 lowercased (the Multi30k literature scores lowercased text); the signatures are printed.
-With --heatmap, also saves the attention map of one test sentence as a PNG.
+(Attention heatmaps of the same checkpoints: benchmarks/attention_heatmaps.py.)
 
-    python benchmarks/seq2seq_bleu.py --checkpoint A.ckpt [--checkpoint B.ckpt] [--heatmap-dir DIR] [--quick]
+    python benchmarks/seq2seq_bleu.py --checkpoint A.ckpt [--checkpoint B.ckpt] [--quick]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 import sacrebleu
 import torch
 
-from callbacks.translation_samples import attention_figure
 from datamodules.parallel_corpus import load_parallel
 from zoo import load_model
 
@@ -35,7 +34,6 @@ def translate_all(model, sentences: list[str], **options) -> tuple[list[str], fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", required=True)
-    parser.add_argument("--heatmap-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="the first 100 test sentences only")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -54,11 +52,6 @@ def main() -> None:
             lower = lower_bleu.corpus_score(hypotheses, [references])
             print(f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}")
             summary[f"{name} {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
-        if args.heatmap_dir:
-            args.heatmap_dir.mkdir(parents=True, exist_ok=True)
-            text, detail = model.translate_with_attention([sources[1]])[0]
-            figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title=f"{name}: {text}")
-            figure.savefig(args.heatmap_dir / f"attention_{name}.png", dpi=110)
     print("signatures:", cased_bleu.get_signature(), "|", lower_bleu.get_signature())
     print(json.dumps({"benchmark": "seq2seq_bleu", "quick": args.quick, "sentences": len(sources), **summary}))
 

@@ -10,15 +10,19 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 
-def attention_figure(src_pieces: list[str], tgt_pieces: list[str], weights, title: str = ""):
-    """A heatmap of attention weights: one row per target piece, one column per source piece."""
-    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(src_pieces), 1 + 0.4 * len(tgt_pieces)))
+def draw_attention(axes, src_pieces: list[str], tgt_pieces: list[str], weights, title: str = "") -> None:
+    """A heatmap of attention weights on ``axes``: one row per target piece, one column per source piece."""
     axes.imshow(weights.numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     axes.set_xticks(range(len(src_pieces)), src_pieces, rotation=60, ha="right")
     axes.set_yticks(range(len(tgt_pieces)), tgt_pieces)
     axes.set_xlabel("source")
     axes.set_ylabel("translation")
     axes.set_title(title, fontsize=9)
+
+
+def attention_figure(src_pieces: list[str], tgt_pieces: list[str], weights, title: str = ""):
+    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(src_pieces), 1 + 0.4 * len(tgt_pieces)))
+    draw_attention(axes, src_pieces, tgt_pieces, weights, title)
     figure.tight_layout()
     return figure
 

@@ -2,7 +2,9 @@ import os
 import random
 from pathlib import Path
 
+import lightning
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +53,13 @@ def toy_folder(tmp_path):
         (folder / f"{split}.en").write_text("\n".join(src) + "\n")
         (folder / f"{split}.xx").write_text("\n".join(tgt) + "\n")
     return folder
+
+
+def save_checkpoint(model, path):
+    """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
+    cls = type(model)
+    hparams = {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__qualname__}"}
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 3, "global_step": 99,
+                  "pytorch-lightning_version": lightning.__version__}  # fmt: skip
+    torch.save(checkpoint, path)
+    return path

@@ -6,22 +6,21 @@ same validation data, which must give the same numbers.
 """
 
 import json
-from collections import Counter
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from tests.wandb_records import history_rows
-
 from datamodules.char_batches import StreamBatches
 from datamodules.char_datamodule import CharDataModule
 from datamodules.text_tokenizer import EOS_ID
 from datamodules.translation_datamodule import TranslationDataModule
+from tests.wandb_records import history_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]

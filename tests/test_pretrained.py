@@ -10,19 +10,12 @@ import pytest
 import torch
 
 from datamodules import TranslationDataModule
+from tests.conftest import save_checkpoint
 from zoo import CharRNN, CheckpointError, Transformer, load_pretrained
 from zoo.bundles import export_bundle
 from zoo.pretrained import sha256_of
 
 VOCAB = "\nabcdefgh ."
-
-
-def save_checkpoint(model, path):
-    """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
-    cls = type(model)
-    hparams = {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__qualname__}"}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 3, "global_step": 99}, path)
-    return path
 
 
 @pytest.fixture

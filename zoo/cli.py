@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
@@ -18,16 +19,29 @@ from datamodules.sources import CorpusError
 from zoo.checkpoints import CheckpointError, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
-DESCRIPTION = (
-    "seq-zoo: train sequence models from one YAML file. Subcommands: fit, validate, test, predict "
-    "(Lightning's); generate (text from a language model), translate (sentences with a translation "
-    "model) and export (a checkpoint as a portable bundle): see `zoo generate --help` and so on."
-)
+DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
 COMMANDS = {  # subcommands outside LightningCLI: module, function
     "generate": ("zoo.generate_command", "generate_main"),
     "translate": ("zoo.translate_command", "translate_main"),
     "export": ("zoo.export_command", "export_main"),
 }
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+HELP = """usage: zoo COMMAND [options]     (zoo COMMAND --help for each command's options)
+
+Train, evaluate and use sequence models; every training run is one YAML file in configs/.
+
+training and evaluation (Lightning's CLI: every trainer, model and data option from the YAML or the command line)
+  fit        train:     zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--trainer.max_epochs 3]
+  validate   validation metrics of a checkpoint:  zoo validate --config CONFIG --ckpt_path CKPT
+  test       test metrics (BLEU with beam search for translation):  zoo test --config CONFIG --ckpt_path CKPT
+
+using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained name)
+  generate   continue a prompt with a language model:  zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:"
+  translate  translate lines from stdin or a file:      zoo translate --checkpoint CKPT < input.txt > output.txt
+  export     write a checkpoint as a portable bundle:   zoo export --checkpoint CKPT --out my-model
+
+Options of a model or DataModule class: zoo fit --model.help zoo.CharRNN, zoo fit --data.help datamodules.CharDataModule
+"""
 
 
 LINKS = [  # DataModule attribute -> model argument
@@ -91,10 +105,18 @@ class ZooCLI(LightningCLI):
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `zoo` and `python -m zoo`; ``argv`` defaults to the command line."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] and args[0] in COMMANDS:
+    if not args or args[0] in ("-h", "--help"):
+        print(HELP, end="")
+        sys.exit(0 if args else 2)
+    if args[0] in COMMANDS:
         module, function = COMMANDS[args[0]]
         getattr(importlib.import_module(module), function)(args[1:])
         return
+    if not args[0].startswith("-") and args[0] not in LIGHTNING_COMMANDS:
+        known = [*LIGHTNING_COMMANDS, *COMMANDS]
+        close = difflib.get_close_matches(args[0], known, n=1)
+        hint = f"did you mean `zoo {close[0]}`? " if close else ""
+        sys.exit(f"zoo: error: unknown command {args[0]!r}; {hint}Commands: {', '.join(known)} (zoo --help).")
     try:
         ZooCLI(args=argv)
     except (CorpusError, CheckpointError) as error:  # bad input with a known fix: no traceback

@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pretrained", help="a registered name (e.g. char-rnn-shakespeare), a bundle folder, or a URL")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     parser.add_argument("--length", type=int, default=300, help="characters to generate (default 300)")
-    parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample")
+    parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample", help="default sample")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling: > 0, lower is more conservative")
     parser.add_argument("--top-k", type=int, default=None, help="sampling: only the k most likely tokens")
     parser.add_argument("--top-p", type=float, default=None, help="sampling: only the most likely tokens up to mass p")

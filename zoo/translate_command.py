@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-best", type=int, default=1,
                         help="translations per sentence; above 1 each output line is 'line ||| translation ||| score'")  # fmt: skip
     parser.add_argument("--max-len-a", type=float, default=None, help="length limit a * source length + b (default: the model's)")
-    parser.add_argument("--max-len-b", type=int, default=None)
+    parser.add_argument("--max-len-b", type=int, default=None, help="see --max-len-a")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
     return parser

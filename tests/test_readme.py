@@ -1,0 +1,84 @@
+"""Every runnable code block of README.md, run as a reader would run it.
+
+Python blocks run as scripts and every `zoo` line of the bash blocks runs as the shell would
+run it (both in this process, which saves the start-up of each), in a folder holding the files the README names: ``char_rnn.ckpt`` and ``translator.ckpt`` (tiny
+models) and ``sentences.en``. `zoo fit|validate|test` lines are checked with --print_config
+(their config, class paths and overrides must parse; training at the README's sizes takes
+minutes, and the CLI tests train); the other commands run for real. `make demo` and
+`make test` are what CI and the demo check run themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules import TranslationDataModule
+from tests.conftest import save_checkpoint
+from zoo import CharRNN, Transformer
+from zoo.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.S | re.M)
+PYTHON = [code for language, code in BLOCKS if language == "python"]
+ZOO_LINES = [line for language, code in BLOCKS if language == "bash" for line in code.splitlines() if line.startswith("zoo ")]
+TRAINING = ("zoo fit ", "zoo validate ", "zoo test ")
+
+
+@pytest.fixture
+def reader_folder(tmp_path, toy_folder) -> Path:
+    """A working folder with the files the README's examples name."""
+    torch.manual_seed(0)
+    chars = "".join(sorted(set(string.printable) - set("\t\r\x0b\x0c")))
+    save_checkpoint(CharRNN(len(chars), chars, hidden_size=16, num_layers=1), tmp_path / "char_rnn.ckpt")
+    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
+    translator = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
+                             tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1,
+                             decoder_layers=1, ffn_dim=32)  # fmt: skip
+    save_checkpoint(translator, tmp_path / "translator.ckpt")
+    (tmp_path / "sentences.en").write_text("a man runs .\n\nthe dog jumps over the ball\n")
+    return tmp_path
+
+
+def run_zoo(line: str, monkeypatch) -> None:
+    """``line`` as the shell would run it (in this process, to save the start-up): quotes, ``< file`` and ``> file``."""
+    words = shlex.split(line)[1:]
+    if "<" in words:
+        at = words.index("<")
+        monkeypatch.setattr(sys, "stdin", open(words[at + 1], encoding="utf-8"))  # noqa: SIM115 (closed with the test)
+        del words[at : at + 2]
+    if ">" in words:
+        del words[words.index(">") :]  # the output is checked on stdout instead
+    try:
+        main(words)
+    except SystemExit as done:  # --print_config exits when it has printed
+        assert done.code in (0, None), done.code
+
+
+def test_the_readme_has_the_blocks_this_test_runs():
+    assert len(PYTHON) >= 5 and any(line.startswith(TRAINING) for line in ZOO_LINES)
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[code.splitlines()[-1][:40] for code in PYTHON])
+def test_python_block_runs(code, reader_folder, monkeypatch, capsys):
+    monkeypatch.chdir(reader_folder)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
+    assert capsys.readouterr().out.strip()  # every block shows its reader something
+
+
+@pytest.mark.parametrize("line", ZOO_LINES)
+def test_zoo_line_runs(line, reader_folder, monkeypatch, capsys):
+    if line.startswith(TRAINING):
+        monkeypatch.chdir(REPO)  # the configs' paths are relative to the repository, as in the README
+        run_zoo(f"{line} --print_config", monkeypatch)
+        assert "class_path" in capsys.readouterr().out
+    else:
+        monkeypatch.chdir(reader_folder)
+        run_zoo(line, monkeypatch)
+        assert capsys.readouterr().out.strip() or (reader_folder / "my-char-rnn" / "model.safetensors").is_file()
