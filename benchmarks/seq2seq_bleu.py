@@ -1,7 +1,8 @@
-"""BLEU of trained translation checkpoints on Multi30k test_2016_flickr en->fr, greedy and beam 5.
+"""BLEU of trained translation models (checkpoints, bundles, pretrained names) on Multi30k test_2016_flickr en->fr.
 
 SacreBLEU on detokenized output against the raw references (13a tokenizer), and the same
-lowercased (the Multi30k literature scores lowercased text); the signatures are printed.
+lowercased (the Multi30k literature scores lowercased text), greedy and beam 5; the
+signatures are printed.
 (Attention heatmaps of the same checkpoints: benchmarks/attention_heatmaps.py.)
 
     python benchmarks/seq2seq_bleu.py --checkpoint A.ckpt [--checkpoint B.ckpt] [--quick]
@@ -18,7 +19,7 @@ import sacrebleu
 import torch
 
 from datamodules.parallel_corpus import load_parallel
-from zoo import load_model
+from zoo import load_pretrained
 
 BATCH = 64
 
@@ -44,14 +45,14 @@ def main() -> None:
     print(f"Multi30k test_2016_flickr en->fr, {len(sources)} sentences")
     print(f"{'checkpoint':<40}{'decoding':<10}{'BLEU':>7}{'BLEU lc':>9}{'sent/s':>8}")
     for path in args.checkpoint:
-        model = load_model(path)
+        model = load_pretrained(path)  # a .ckpt, a bundle folder or a pretrained name
         name = f"{model.hparams.get('attention', type(model).__name__)}"
         for label, options in (("greedy", dict(strategy="greedy")), ("beam 5", dict(strategy="beam", beam_size=5))):
             hypotheses, seconds = translate_all(model, sources, **options)
             cased = cased_bleu.corpus_score(hypotheses, [references])
             lower = lower_bleu.corpus_score(hypotheses, [references])
             print(f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}")
-            summary[f"{name} {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
+            summary[f"{Path(path).name} ({name}) {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
     print("signatures:", cased_bleu.get_signature(), "|", lower_bleu.get_signature())
     print(json.dumps({"benchmark": "seq2seq_bleu", "quick": args.quick, "sentences": len(sources), **summary}))
 

@@ -123,9 +123,9 @@ class CharDataModule(L.LightningDataModule):
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
         # A shuffling loader's is seeded from the global one once, here, so seed_everything still decides.
         seed = int(torch.randint(2**62, ())) if shuffle else 0
-        if isinstance(dataset, StreamBatches):  # yields whole batches, in order
-            return DataLoader(dataset, batch_size=None, generator=torch.Generator().manual_seed(seed))
         generator = torch.Generator().manual_seed(seed)
+        if isinstance(dataset, StreamBatches):  # yields whole batches, in order
+            return DataLoader(dataset, batch_size=None, generator=generator)
         rank, world = self._rank_and_world()
         if world == 1:
             return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, generator=generator)

@@ -111,8 +111,12 @@ def test_bad_input_gets_a_clear_error(trained_run, tmp_path):
         assert "Traceback" not in result.stderr, (args, result.stderr[-2000:])
 
 
-def test_help_lists_generate_and_model_options():
+def test_help_lists_every_command_and_model_options():
     result = zoo("--help", cwd=REPO)
-    assert result.returncode == 0 and "generate" in result.stdout
+    assert result.returncode == 0
+    assert all(f"\n  {command} " in result.stdout for command in ("fit", "validate", "test", "generate", "translate", "export"))
+    assert zoo(cwd=REPO).stdout == result.stdout  # bare `zoo` shows the same
     result = zoo("fit", "--model.help", "zoo.CharRNN", cwd=REPO)
     assert result.returncode == 0 and "tie_weights" in result.stdout
+    result = zoo("genrate", "--prompt", "x", cwd=REPO)
+    assert result.returncode != 0 and "did you mean `zoo generate`?" in result.stderr

@@ -63,14 +63,18 @@ def assert_same_metrics(ddp: dict, single: dict) -> None:
         assert ddp[name] == pytest.approx(single[name], rel=1e-5), name
 
 
-def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
-    streams, seq_len = 10, 16  # per rank
+def char_rnn_config(tmp_path, run: str, corpus, mode: str, seq_len: int, batch_size: int) -> str:
+    """A tiny CharRNN run recording into ``tmp_path/run``, with the hidden-state handling of its mode."""
     model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
     data = {"class_path": "datamodules.CharDataModule",
-            "init_args": {"source": str(small_corpus), "mode": "stateful", "seq_len": seq_len, "batch_size": streams, "val_fraction": 0.5}}  # fmt: skip
-    hidden = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}]
-    config = write_config(tmp_path / "char.yaml", tmp_path / "fit", model, data, hidden)
-    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+            "init_args": {"source": str(corpus), "mode": mode, "seq_len": seq_len, "batch_size": batch_size, "val_fraction": 0.5}}  # fmt: skip
+    hidden = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve" if mode == "stateful" else "reset"}}]
+    return write_config(tmp_path / f"{run}.yaml", tmp_path / run, model, data, hidden)
+
+
+def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
+    streams, seq_len = 10, 16  # per rank
+    zoo("fit", "--config", char_rnn_config(tmp_path, "fit", small_corpus, "stateful", seq_len, streams), *DDP, cwd=tmp_path)
     ranks = records(tmp_path / "fit")
     assert [r["world_size"] for r in ranks] == [2, 2]
 
@@ -87,19 +91,14 @@ def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
     # 2*B streams (batch_size 2*B).
     assert ranks[0]["val"] == ranks[1]["val"]
     last = str(tmp_path / "ckpt" / "last.ckpt")
-    config_one = write_config(tmp_path / "char_one.yaml", tmp_path / "one", model, data, hidden)
-    zoo("validate", "--config", config_one, *ONE, "--data.init_args.batch_size", str(2 * streams), "--ckpt_path", last, cwd=tmp_path)
+    config_one = char_rnn_config(tmp_path, "one", small_corpus, "stateful", seq_len, 2 * streams)
+    zoo("validate", "--config", config_one, *ONE, "--ckpt_path", last, cwd=tmp_path)
     assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
 
 
 def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
     seq_len, batch_size = 16, 16
-    model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
-    data = {"class_path": "datamodules.CharDataModule",
-            "init_args": {"source": str(small_corpus), "mode": "stateless", "seq_len": seq_len, "batch_size": batch_size, "val_fraction": 0.5}}  # fmt: skip
-    reset = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}]
-    config = write_config(tmp_path / "char.yaml", tmp_path / "fit", model, data, reset)
-    zoo("fit", "--config", config, *DDP, cwd=tmp_path)
+    zoo("fit", "--config", char_rnn_config(tmp_path, "fit", small_corpus, "stateless", seq_len, batch_size), *DDP, cwd=tmp_path)
     ranks = records(tmp_path / "fit")
 
     # The ranks' windows are disjoint and equal in number; only the < 2 left over are skipped.
@@ -119,7 +118,7 @@ def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
     # Validation keeps every window once (no padding duplicates): the same loss as one process.
     assert ranks[0]["val"] == ranks[1]["val"]
     last = str(tmp_path / "ckpt" / "last.ckpt")
-    config_one = write_config(tmp_path / "char_one.yaml", tmp_path / "one", model, data, reset)
+    config_one = char_rnn_config(tmp_path, "one", small_corpus, "stateless", seq_len, batch_size)
     zoo("validate", "--config", config_one, *ONE, "--ckpt_path", last, cwd=tmp_path)
     assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
 

@@ -122,7 +122,7 @@ def test_a_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path, char_rnn
 
 def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
     folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
-    with pytest.raises(CheckpointError, match="Known names: char-rnn-shakespeare"):
+    with pytest.raises(CheckpointError, match="Known names: char-rnn-shakespeare, transformer-multi30k-en-fr"):
         load_pretrained("no-such-model")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "class_path": "zoo.NoSuchModel"}))
@@ -172,3 +172,13 @@ def test_the_shipped_char_rnn_generates_shakespeare_offline():
     words = [w.strip(".,;:!?'") for w in text.split()]
     common = {"the", "and", "to", "of", "i", "my", "you", "that", "a", "is", "in", "not", "me", "with", "it", "be"}
     assert sum(w.lower() in common for w in words) >= 0.15 * len(words)  # English-like, not character soup
+
+
+def test_the_shipped_translator_translates_offline():
+    done = zoo("translate", "--pretrained", "transformer-multi30k-en-fr",
+               stdin="A man is riding a bike.\n\nTwo dogs are playing in the snow.\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[1] == "" and len(lines) == 4  # one line per input line, the empty one kept
+    assert {"homme", "vélo"} <= set(lines[0].lower().replace(".", "").split())
+    assert {"chiens", "neige"} <= set(lines[2].lower().replace(".", "").split())

@@ -182,23 +182,24 @@ def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus):
 
 
 def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
-    from zoo import CheckpointError, load_model
+    from tests.conftest import save_checkpoint
+    from zoo import CheckpointError, Transformer, load_model
     from zoo.checkpoint_averaging import average_checkpoints
-
-    def save(model, name):
-        path = tmp_path / name
-        torch.save({"state_dict": model.state_dict(), "hyper_parameters": {**model.hparams, "_class_path": "zoo.Transformer"}}, path)
-        return path
+    from zoo.checkpoints import read_checkpoint
 
     first, second = tiny(), tiny()
     with torch.no_grad():
         for p in second.parameters():
             p.add_(torch.randn_like(p))
-    averaged = load_model(average_checkpoints([save(first, "a.ckpt"), save(second, "b.ckpt")], tmp_path / "avg.ckpt"))
-    for name, value in averaged.state_dict().items():
-        assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
+    path = average_checkpoints([save_checkpoint(first, tmp_path / "a.ckpt"), save_checkpoint(second, tmp_path / "b.ckpt")],
+                               tmp_path / "avg.ckpt")  # fmt: skip
+    for averaged in (load_model(path), Transformer.load_from_checkpoint(path)):
+        for name, value in averaged.state_dict().items():
+            assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
+    saved = read_checkpoint(path)
+    assert (saved["global_step"], saved["averaged_checkpoints"]) == (99, 2)  # the last snapshot's step
     with pytest.raises(CheckpointError, match="other hyperparameters"):
-        average_checkpoints([save(tiny(ffn_dim=32), "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt")
+        average_checkpoints([save_checkpoint(tiny(ffn_dim=32), tmp_path / "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt")
 
 
 def test_decoding_lengths_respect_the_models_positions():

@@ -31,6 +31,8 @@ def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
     for key, state in checkpoint.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_score") is not None:
             metrics[f"best {state['monitor']}"] = round(float(state["best_model_score"]), 4)
+    if "averaged_checkpoints" in checkpoint:  # zoo.checkpoint_averaging
+        metrics["averaged checkpoints"] = checkpoint["averaged_checkpoints"]
     return metrics
 
 

@@ -30,5 +30,9 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
             averaged[name] = value
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": averaged, "hyper_parameters": last["hyper_parameters"]}, out)
+    # The last snapshot's place in training and Lightning version (so Model.load_from_checkpoint works); no
+    # optimizer or loop state, which would belong to the last snapshot alone.
+    kept = {key: last[key] for key in ("epoch", "global_step", "pytorch-lightning_version") if key in last}
+    torch.save({**kept, "state_dict": averaged, "hyper_parameters": last["hyper_parameters"],
+                "averaged_checkpoints": len(checkpoints)}, out)  # fmt: skip
     return out

@@ -26,21 +26,28 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "export": ("zoo.export_command", "export_main"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-HELP = """usage: zoo COMMAND [options]     (zoo COMMAND --help for each command's options)
+HELP = """usage: zoo COMMAND [options]       (zoo COMMAND --help: that command's options)
 
-Train, evaluate and use sequence models; every training run is one YAML file in configs/.
+Train, evaluate and use sequence models. Every training run is one YAML file (configs/);
+any trainer, model or data option can be overridden on the command line.
 
-training and evaluation (Lightning's CLI: every trainer, model and data option from the YAML or the command line)
-  fit        train:     zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--trainer.max_epochs 3]
-  validate   validation metrics of a checkpoint:  zoo validate --config CONFIG --ckpt_path CKPT
-  test       test metrics (BLEU with beam search for translation):  zoo test --config CONFIG --ckpt_path CKPT
+training and evaluation (Lightning's CLI)
+  fit        train a model
+               zoo fit --config configs/char_rnn/shakespeare_stateful.yaml --trainer.max_epochs 3
+  validate   a checkpoint's validation metrics
+               zoo validate --config CONFIG --ckpt_path CKPT
+  test       a checkpoint's test metrics (translation: SacreBLEU with beam search)
+               zoo test --config CONFIG --ckpt_path CKPT
 
 using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained name)
-  generate   continue a prompt with a language model:  zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:"
-  translate  translate lines from stdin or a file:      zoo translate --checkpoint CKPT < input.txt > output.txt
-  export     write a checkpoint as a portable bundle:   zoo export --checkpoint CKPT --out my-model
+  generate   continue a prompt with a language model
+               zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:"
+  translate  translate lines from stdin or a file
+               zoo translate --pretrained transformer-multi30k-en-fr < input.en > output.fr
+  export     write a checkpoint as a portable bundle (safetensors + JSON)
+               zoo export --checkpoint CKPT --out my-model
 
-Options of a model or DataModule class: zoo fit --model.help zoo.CharRNN, zoo fit --data.help datamodules.CharDataModule
+A class's options: zoo fit --model.help zoo.CharRNN, zoo fit --data.help datamodules.CharDataModule
 """
 
 
