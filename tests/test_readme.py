@@ -49,6 +49,7 @@ def reader_folder(tmp_path, toy_folder) -> Path:
 def run_zoo(line: str, monkeypatch) -> None:
     """``line`` as the shell would run it (in this process, to save the start-up): quotes, ``< file`` and ``> file``."""
     words = shlex.split(line)[1:]
+    monkeypatch.setattr(sys, "argv", ["zoo"])  # pytest's own arguments are not the command's
     if "<" in words:
         at = words.index("<")
         monkeypatch.setattr(sys, "stdin", open(words[at + 1], encoding="utf-8"))  # noqa: SIM115 (closed with the test)
