@@ -1,12 +1,14 @@
-"""Where each attention type looks: trained Seq2Seq models on the same Multi30k test sentences.
+"""Where each attention type looks: trained translation models on the same Multi30k test sentences.
 
-For every checkpoint (one per attention type: bahdanau, dot, general, concat), greedy
+For every model (a Seq2Seq per attention type: bahdanau, dot, general, concat; a Transformer,
+whose last decoder layer's cross-attention is averaged over heads), greedy
 translations of the first test sentences and, over every target token, how peaked its
 attention is (the largest weight, and the entropy in nats; uniform attention over the
 source would have entropy ln(source length)). With --figure, the heatmaps of one sentence
 side by side (the README's picture).
 
-    python benchmarks/attention_heatmaps.py --checkpoint BAHDANAU.ckpt --checkpoint DOT.ckpt ... [--quick] [--figure PNG]
+    python benchmarks/attention_heatmaps.py --checkpoint BAHDANAU.ckpt --checkpoint DOT.ckpt ... \
+        [--checkpoint transformer-multi30k-en-fr] [--quick] [--figure PNG]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from callbacks.translation_samples import draw_attention
 from datamodules.parallel_corpus import load_parallel
-from zoo import load_model
+from zoo import load_pretrained
 
 FIGURE = Path(__file__).resolve().parent / "figures" / "attention.png"
 BATCH = 50
@@ -40,7 +42,7 @@ def attention_statistics(details: list[dict]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", required=True, help="a Seq2Seq checkpoint (repeat per type)")
+    parser.add_argument("--checkpoint", action="append", required=True, help="a translation model (repeat per type)")
     parser.add_argument("--sentences", type=int, default=1000, help="test sentences for the statistics")
     parser.add_argument("--example", type=int, default=0, help="the test sentence drawn in the figure")
     parser.add_argument("--figure", type=Path, default=None, help=f"save the heatmaps (the README's is {FIGURE})")
@@ -53,8 +55,8 @@ def main() -> None:
     print(f"{'attention':<12}{'mean max weight':>17}{'mean entropy (nats)':>21}{'uniform would be':>18}")
     summary, examples = {}, []
     for path in args.checkpoint:
-        model = load_model(path).eval()
-        name = model.hparams.attention
+        model = load_pretrained(path)  # a .ckpt, a bundle folder or a pretrained name
+        name = model.hparams.get("attention", "transformer")
         details = []
         for i in range(0, len(sources), BATCH):
             details += [detail for _, detail in model.translate_with_attention(sources[i : i + BATCH])]
@@ -66,7 +68,7 @@ def main() -> None:
     if args.figure:
         import matplotlib.pyplot as plt  # the Agg backend is set by callbacks.translation_samples
 
-        columns = min(2, len(examples))
+        columns = min(2 if len(examples) <= 4 else 3, len(examples))
         rows = math.ceil(len(examples) / columns)
         figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 5.5 * rows), squeeze=False)
         for ax, (name, text, detail) in zip(axes.flat, examples):

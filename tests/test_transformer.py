@@ -148,6 +148,35 @@ def test_layers_match_torch_reference_layers(norm_first):
 
 
 @torch.no_grad()
+def test_attention_weights_match_torch_and_decoding_reports_them_unchanged():
+    from torch import nn
+
+    from zoo.multi_head_attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    theirs, ours = nn.MultiheadAttention(16, 4, batch_first=True).eval(), MultiHeadAttention(16, 4)
+    copy_attention(ours, theirs)
+    x, memory = torch.randn(2, 3, 16), torch.randn(2, 6, 16)
+    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2])
+    _, expected = theirs(x, memory, memory, key_padding_mask=pad, need_weights=True, average_attn_weights=True)
+    torch.testing.assert_close(ours.weights(x, ours.keys_values(memory)[0], pad), expected, atol=1e-6, rtol=1e-5)
+
+    # The model's reported cross-attention changes no decision; each row sums to 1 over the real source tokens.
+    model = tiny().eval()
+    src = torch.tensor([[4, 5, 6, 7, 2], [8, 9, 2, 0, 0]])
+    src_pad = src == 0
+    for options in (dict(strategy="greedy", max_len=6), dict(strategy="beam", beam_size=3, n_best=2, max_len=6)):
+        plain = model.generate(src, src_pad, **options)
+        reported = model.generate(src, src_pad, return_attention=True, **options)
+        for row, (a, b) in enumerate(zip(plain, reported)):
+            assert [h.tokens.tolist() for h in a] == [h.tokens.tolist() for h in b]
+            for h in b:
+                assert h.attention.shape == (len(h.tokens), 5)
+                torch.testing.assert_close(h.attention.sum(-1), torch.ones(len(h.tokens)))
+                assert bool((h.attention[:, src_pad[row]] == 0).all())
+
+
+@torch.no_grad()
 def test_decoder_only_lm_cached_generation_matches_full_pass():
     from zoo import TransformerLM
 

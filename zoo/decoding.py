@@ -8,7 +8,8 @@ A model implements:
                                                   a dict state may carry "attention" (R, S)
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
 optionally prefill(prompt, state) -> (log_probs, state), the prompt (B, P) in one pass (default:
-P calls of step), and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for
+P calls of step), with_attention(state) -> state, asking for "attention" in the states that follow
+when return_attention is set (for models that compute it only on request; default: unchanged), and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for
 models with a fixed number of positions ``context_size`` (a language model's prompt + new tokens,
 a decoder's target tokens, must fit). It then has
 ``generate``: greedy, beam search (zoo/beam_search.py) or sampling (zoo/sequential_decoding.py).
@@ -101,6 +102,10 @@ class DecodingMixin:
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return gather_rows(state, index)
 
+    def with_attention(self, state: Any) -> Any:
+        """The state, asking ``step`` to report attention weights (models that always do: unchanged)."""
+        return state
+
     def prefill(self, prompt: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """Feed the prompt (B, P); returns the log-probs of the first new token. Override to do it in one pass."""
         for t in range(prompt.shape[1]):
@@ -130,6 +135,8 @@ class DecodingMixin:
         self.eval()
         try:
             state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
+            if opts.return_attention:
+                state = self.with_attention(state)
             log_probs, state = self.prefill(prompt, state)
             if opts.strategy == "beam":
                 return beam_search(self, state, log_probs, limits, opts)

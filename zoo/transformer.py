@@ -17,7 +17,8 @@ from zoo.transformer_layers import DecoderLayer, EncoderLayer
 from zoo.translation_task import TranslationTask
 
 # Decoding state: {"cache": [per decoder layer {"k", "v"}: (B, H, t, D/H)],
-#                  "memory": Static((source pad mask (B, S), [per layer cross-attention (k, v)]))}
+#                  "memory": Static((source pad mask (B, S), [per layer cross-attention (k, v)])),
+#                  only when asked (with_attention): "attention": (B, S) of the last position}
 State = dict
 
 
@@ -117,16 +118,24 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
         hidden, state = self.decode_hidden(tokens, state)
         return self.output(hidden), state
 
+    def with_attention(self, state: State) -> State:
+        return {**state, "attention": None}  # decode_hidden fills it in from now on
+
     def decode_hidden(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Like ``decode_tokens``, but the final hidden states (B, T, D) instead of logits."""
+        """Like ``decode_tokens``, but the final hidden states (B, T, D) instead of logits. A state holding
+        "attention" gets the last layer's cross-attention of the last position back there, (B, S)."""
         pad_mask, cross = state["memory"].value
         offset = state["cache"][0]["k"].shape[2]
         x = self.embed(tokens, self.tgt_embedding, offset)
+        reporting = "attention" in state
         caches = []
-        for layer, cache, memory_kv in zip(self.decoder, state["cache"], cross):
-            x, cache = layer(x, cache, memory_kv, pad_mask)
+        for i, (layer, cache, memory_kv) in enumerate(zip(self.decoder, state["cache"], cross)):
+            x, cache = layer(x, cache, memory_kv, pad_mask, cross_weights=reporting and i == len(self.decoder) - 1)
             caches.append(cache)
-        return self.decoder_norm(x), {"cache": caches, "memory": state["memory"]}
+        new_state = {"cache": caches, "memory": state["memory"]}
+        if reporting:
+            new_state["attention"] = caches[-1].pop("cross_weights")[:, -1]
+        return self.decoder_norm(x), new_state
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.prefill(tokens[:, None], state)

@@ -61,8 +61,11 @@ class DecoderLayer(nn.Module):
         cache: KVCache,
         memory_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         memory_pad_mask: torch.Tensor | None = None,
+        cross_weights: bool = False,
     ) -> tuple[torch.Tensor, KVCache]:
-        """x (B, T, D): the next T target positions; the cache holds the keys/values of all earlier ones."""
+        """x (B, T, D): the next T target positions; the cache holds the keys/values of all earlier ones.
+        With ``cross_weights``, the returned cache also holds "cross_weights" (B, T, S), the head-averaged
+        cross-attention of these positions."""
         new_cache = {}
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
@@ -71,6 +74,11 @@ class DecoderLayer(nn.Module):
             return self.self_attention(h, new_cache["k"], new_cache["v"], causal=True)
 
         x = self.residuals[0](x, self_attend)
+        def cross_attend(h: torch.Tensor) -> torch.Tensor:
+            if cross_weights:
+                new_cache["cross_weights"] = self.cross_attention.weights(h, memory_kv[0], memory_pad_mask)
+            return self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask)
+
         if self.cross_attention is not None:
-            x = self.residuals[1](x, lambda h: self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask))
+            x = self.residuals[1](x, cross_attend)
         return self.residuals[-1](x, self.feed_forward), new_cache
