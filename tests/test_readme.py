@@ -1,23 +1,28 @@
 """Every runnable code block of README.md, run as a reader would run it.
 
-Python blocks run as scripts and every `zoo` line of the bash blocks runs as the shell would
-run it (both in this process, which saves the start-up of each), in a folder holding the files the README names: ``char_rnn.ckpt`` and ``translator.ckpt`` (tiny
-models) and ``sentences.en``. `zoo fit|validate|test` lines are checked with --print_config
-(their config, class paths and overrides must parse; training at the README's sizes takes
-minutes, and the CLI tests train); the other commands run for real. `make demo` and
-`make test` are what CI and the demo check run themselves.
+Python blocks run as scripts and every `zoo` line of the bash blocks as the shell would run
+it (both in this process, which saves the start-up of each), in a folder holding the files
+the README names: ``char_rnn.ckpt`` and ``translator.ckpt`` (tiny models) and
+``sentences.en``. `zoo fit|validate|test` lines are checked with --print_config (their
+config, class paths and overrides must parse; training at the README's sizes takes minutes,
+and the CLI tests train); the other commands run for real. YAML blocks are checked against
+Lightning's Trainer arguments. `make test` is what CI runs; `make demo` trains for three
+minutes and is left to a manual check.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import shlex
 import string
 import sys
 from pathlib import Path
 
+import lightning
 import pytest
 import torch
+import yaml
 
 from datamodules import TranslationDataModule
 from tests.conftest import save_checkpoint
@@ -60,6 +65,15 @@ def run_zoo(line: str, monkeypatch) -> None:
         main(words)
     except SystemExit as done:  # --print_config exits when it has printed
         assert done.code in (0, None), done.code
+
+
+def test_yaml_blocks_use_real_trainer_options():
+    """The distributed example cannot run here (GPUs, nodes); its keys must still be Trainer arguments."""
+    blocks = [yaml.safe_load(code) for language, code in BLOCKS if language == "yaml"]
+    assert blocks
+    accepted = inspect.signature(lightning.Trainer).parameters
+    for block in blocks:
+        assert set(block["trainer"]) <= set(accepted), set(block["trainer"]) - set(accepted)
 
 
 def test_the_readme_has_the_blocks_this_test_runs():

@@ -7,6 +7,7 @@ import torch
 
 from datamodules.collate import collate_pairs
 from tests.test_seq2seq import exact_match, reverse_task, train
+from tests.wandb_records import history_rows
 from zoo.positional_encoding import sinusoidal_table
 from zoo.transformer import Transformer
 
@@ -91,6 +92,8 @@ def test_zoo_fit_then_test_a_transformer(toy_folder):
             "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--trainer.enable_progress_bar", "false"]  # fmt: skip
     fit = zoo("fit", "--config", config, *args, cwd=work)
     assert fit.returncode == 0, fit.stderr[-3000:]
+    logged = {key for row in history_rows(only(work.glob("runs/wandb/offline-run-*/run-*.wandb"))) for key in row}
+    assert {"val/bleu", "translations/_type", "attention/0/_type"} <= logged, sorted(logged)  # TranslationSamplesCallback
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
     test = zoo("test", "--config", config, *args, "--ckpt_path", str(last), cwd=work)
     assert test.returncode == 0 and "test/bleu" in test.stdout, test.stderr[-3000:]

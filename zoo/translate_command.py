@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
-    model.add_argument("--pretrained", help="a registered name, a bundle folder, or a URL")
+    model.add_argument("--pretrained", help="a registered name (e.g. transformer-multi30k-en-fr), a bundle folder, or a URL")
     parser.add_argument("--input", type=Path, default=None, help="a text file, one sentence per line (default: stdin)")
     parser.add_argument("--beam-size", type=int, default=5, help="1 decodes greedily (default 5)")
     parser.add_argument("--n-best", type=int, default=1,
