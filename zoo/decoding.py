@@ -7,11 +7,14 @@ A model implements:
     step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V);
                                                   a dict state may carry "attention" (R, S)
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
-optionally prefill(prompt, state) -> (log_probs, state), the prompt (B, P) in one pass (default:
-P calls of step), with_attention(state) -> state, asking for "attention" in the states that follow
-when return_attention is set (for models that compute it only on request; default: unchanged), and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for
-models with a fixed number of positions ``context_size`` (a language model's prompt + new tokens,
-a decoder's target tokens, must fit). It then has
+optionally
+    prefill(prompt, state)  -> (log_probs, state)  the prompt (B, P) in one pass (default: P steps)
+    with_attention(state)   -> state  asks for "attention" in the states that follow, called when
+                                      return_attention is set (for models that compute it only on
+                                      request; default: the state unchanged)
+and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for models with a
+fixed number of positions ``context_size`` (a language model's prompt + new tokens, a decoder's
+target tokens, must fit). It then has
 ``generate``: greedy, beam search (zoo/beam_search.py) or sampling (zoo/sequential_decoding.py).
 
 Scores: every hypothesis carries ``log_prob``, the sum of its tokens' log-probabilities

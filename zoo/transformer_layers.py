@@ -74,6 +74,7 @@ class DecoderLayer(nn.Module):
             return self.self_attention(h, new_cache["k"], new_cache["v"], causal=True)
 
         x = self.residuals[0](x, self_attend)
+
         def cross_attend(h: torch.Tensor) -> torch.Tensor:
             if cross_weights:
                 new_cache["cross_weights"] = self.cross_attention.weights(h, memory_kv[0], memory_pad_mask)
