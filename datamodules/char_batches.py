@@ -6,16 +6,18 @@ of batch t and a carried hidden state sees unbroken text. Under DDP there are
 ``batch_size * world_size`` streams and each rank owns its own ``batch_size`` of them.
 It is an IterableDataset so that Lightning never injects a sampler that would reorder it.
 
-``Windows`` (stateless training): non-overlapping windows of ``seq_len``; with
-``random_offset`` each window starts at a random point within its slot, so an epoch sees
-fresh cuts of the text. A map-style dataset: shuffle it, and Lightning's distributed
-sampler gives each rank disjoint windows.
+``Windows`` (stateless training): the text cut into slots of ``seq_len``; item ``(k, offset)``
+is the window starting ``offset`` characters into slot k. ``WindowSampler`` decides an
+epoch: a seeded shuffle of the slots with a random offset each (training, so every epoch
+sees fresh cuts of the text) or every slot once at offset 0 (evaluation), this rank's share
+under DDP. Both are pure functions of (seed, epoch), so ranks agree without talking and a
+resumed epoch continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset, DistributedSampler, IterableDataset
 
 from datamodules.sources import CorpusError
 
@@ -48,21 +50,53 @@ class StreamBatches(IterableDataset):
 
 
 class Windows(Dataset):
-    def __init__(self, tokens: torch.Tensor, seq_len: int, random_offset: bool):
+    def __init__(self, tokens: torch.Tensor, seq_len: int):
         if len(tokens) < seq_len + 1:
             raise CorpusError(
                 f"{len(tokens)} tokens are too few for one window of seq_len {seq_len} + 1. "
                 f"Fix: lower seq_len or use a longer corpus."
             )
-        self.tokens, self.seq_len, self.random_offset = tokens, seq_len, random_offset
+        self.tokens, self.seq_len = tokens, seq_len
 
     def __len__(self) -> int:
         return (len(self.tokens) - 1) // self.seq_len
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        k, offset = item
         T = self.seq_len
-        start = k * T
-        if self.random_offset:
-            start = min(start + int(torch.randint(T, ())), len(self.tokens) - T - 1)
+        start = min(k * T + offset, len(self.tokens) - T - 1)
         window = self.tokens[start : start + T + 1]
         return window[:-1], window[1:]
+
+
+class WindowSampler(DistributedSampler):
+    """Yields ``(slot, offset)`` items of ``Windows`` for one epoch of one rank (see the module docstring).
+
+    Training (``shuffle``) gives every rank equally many slots (the fewer than ``world_size`` left
+    over are skipped that epoch); evaluation gives each slot to exactly one rank. A DistributedSampler
+    only so that Lightning, seeing one, does not wrap it in another: it shards by itself.
+    """
+
+    def __init__(self, windows: Windows, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1):
+        super().__init__(windows, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+        slots = len(windows)
+        self.usable = slots - slots % world_size if shuffle else slots
+        self.num_samples = len(range(rank, self.usable, world_size))
+        self.resume_at = 0  # items of this epoch already trained on (set for a mid-epoch resume, used once)
+
+    def __iter__(self):
+        slots, T = len(self.dataset), self.dataset.seq_len
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(slots, generator=generator)
+            offsets = torch.randint(T, (slots,), generator=generator)
+        else:
+            order, offsets = torch.arange(slots), torch.zeros(slots, dtype=torch.long)
+        mine = order[self.rank : self.usable : self.num_replicas].tolist()
+        start, self.resume_at = self.resume_at, 0
+        for k in mine[start:]:
+            yield k, int(offsets[k])
+        self.epoch += 1  # without Lightning's set_epoch (a plain loop), the next pass still reshuffles
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -8,10 +8,9 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from datamodules.char_batches import StreamBatches, Windows
+from datamodules.char_batches import StreamBatches, Windows, WindowSampler
 from datamodules.char_vocab import CharVocab
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text
@@ -56,6 +55,7 @@ class CharDataModule(L.LightningDataModule):
         self.seq_len, self.batch_size = seq_len, batch_size
         self.val_fraction, self.num_workers = val_fraction, num_workers
         self._resume_position: dict[str, int] = {}
+        self.window_seed: int | None = None  # the shuffle and offsets of stateless windows (set by train_dataloader)
 
     @cached_property
     def _splits(self) -> tuple[str, str]:
@@ -93,48 +93,48 @@ class CharDataModule(L.LightningDataModule):
         try:
             if self.mode == "stateful":
                 return StreamBatches(tokens, self.batch_size, self.seq_len, *self._rank_and_world())
-            return Windows(tokens, self.seq_len, random_offset=train)
+            return Windows(tokens, self.seq_len)
         except CorpusError as error:
             split = "training" if train else "validation"
             raise CorpusError(f"{self.source}: the {split} split is too short. {error}") from error
 
     def train_dataloader(self) -> DataLoader:
-        if isinstance(self.train_set, StreamBatches) and self._resume_position:
-            self.train_set.resume_at = self._resume_position["batches_done"]
-            self._resume_position = {}
-        return self._loader(self.train_set, shuffle=True)
+        position, self._resume_position = self._resume_position, {}
+        if isinstance(self.train_set, StreamBatches):
+            self.train_set.resume_at = position.get("batches_done", 0)
+            return self._loader(self.train_set)
+        self.window_seed = position["window_seed"] if "window_seed" in position else self._draw_seed()
+        sampler = WindowSampler(self.train_set, self.window_seed, True, *self._rank_and_world())
+        sampler.resume_at = position.get("batches_done", 0) * self.batch_size
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        if isinstance(self.val_set, StreamBatches):
+            return self._loader(self.val_set)
+        return self._loader(self.val_set, WindowSampler(self.val_set, 0, False, *self._rank_and_world()))
 
     def state_dict(self) -> dict[str, int]:
-        """In every checkpoint: where training stands, so that stateful streams resume where they stopped.
-        (Stateless windows are reshuffled every epoch; a resumed epoch draws new ones.)"""
-        return training_position(self.trainer)
+        """In every checkpoint: where training stands, so that a resumed run continues the epoch where it
+        stopped (stateful streams at their window, stateless windows from the same shuffle and offsets)."""
+        position = training_position(self.trainer)
+        if position and self.mode == "stateless":
+            position["window_seed"] = self.window_seed
+        return position
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_position = dict(state)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
     def _rank_and_world(self) -> tuple[int, int]:
         return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+    def _draw_seed(self) -> int:
+        """The windows' seed: a draw from the global generator, so seed_everything decides; rank 0's on every rank."""
+        seed = int(torch.randint(2**62, ()))
+        return self.trainer.strategy.broadcast(seed) if self.trainer and self.trainer.world_size > 1 else seed
+
+    def _loader(self, dataset, sampler: WindowSampler | None = None) -> DataLoader:
         # Own generators: creating an iterator must not draw from the global one, or a resumed
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
-        # A shuffling loader's is seeded from the global one once, here, so seed_everything still decides.
-        seed = int(torch.randint(2**62, ())) if shuffle else 0
-        generator = torch.Generator().manual_seed(seed)
-        if isinstance(dataset, StreamBatches):  # yields whole batches, in order
-            return DataLoader(dataset, batch_size=None, generator=generator)
-        rank, world = self._rank_and_world()
-        if world == 1:
-            return DataLoader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, generator=generator)
-        # Several ranks: each its own windows, never another's. Training shuffles with one seed on every
-        # rank (rank 0's) and drops the < world_size leftover windows so all ranks run as many steps;
-        # validation keeps every window exactly once (a padded sampler would count some twice).
-        if shuffle:
-            seed = self.trainer.strategy.broadcast(seed)
-            sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
-        else:
-            sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
-        return DataLoader(dataset, self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator)
+        if sampler is None:  # StreamBatches yields whole batches, in order
+            return DataLoader(dataset, batch_size=None, generator=torch.Generator())
+        return DataLoader(dataset, self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=torch.Generator())

@@ -1,6 +1,7 @@
 """Recorders for the distributed tests: what each rank trained on, the validation metrics it logged, and
 which process wrote each checkpoint."""
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -19,13 +20,13 @@ class RecordBatches(Callback):
     def __init__(self, folder: str):
         self.folder = Path(folder)
         self.batches: list[dict] = []
-        self.epoch_indices: list[list[int]] = []  # per epoch, the dataset items a DistributedSampler gave this rank
+        self.epoch_indices: list[list] = []  # per epoch, the dataset items a DistributedSampler gave this rank
         self.val_metrics: dict[str, float] = {}
 
     def on_train_epoch_start(self, trainer, pl_module):
         sampler = trainer.train_dataloader.sampler
-        if isinstance(sampler, DistributedSampler):
-            self.epoch_indices.append(list(sampler))
+        if isinstance(sampler, DistributedSampler):  # a copy: a finished pass advances a zoo sampler's epoch
+            self.epoch_indices.append(list(copy.copy(sampler)))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if isinstance(batch, dict):  # translation: source rows without pads, padded size of the longer side

@@ -35,9 +35,12 @@ def test_stateless_windows_are_random_each_epoch_and_validation_is_fixed(small_c
     dm = CharDataModule(str(small_corpus), mode="stateless", seq_len=32, batch_size=8)
     dm.setup("fit")
     torch.manual_seed(0)
-    first = torch.cat([x for x, _ in dm.train_dataloader()])
-    second = torch.cat([x for x, _ in dm.train_dataloader()])
+    loader = dm.train_dataloader()
+    first = torch.cat([x for x, _ in loader])
+    second = torch.cat([x for x, _ in loader])  # the next epoch
     assert first.shape == second.shape and not torch.equal(first, second)
+    loader.sampler.set_epoch(0)  # an epoch is a function of (seed, epoch): a resumed run sees the same windows
+    assert torch.equal(torch.cat([x for x, _ in loader]), first)
     val_a = torch.cat([x for x, _ in dm.val_dataloader()])
     val_b = torch.cat([x for x, _ in dm.val_dataloader()])
     assert torch.equal(val_a, val_b)

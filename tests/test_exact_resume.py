@@ -1,8 +1,9 @@
 """A run killed mid-epoch and resumed from its checkpoint ends with the weights of an uninterrupted run.
 
 Real `zoo fit` subprocesses at tiny sizes, with dropout on (so the random state matters):
-the stateful char-RNN (stream position and carried hidden state restored) and the
-Transformer on bucketed translation batches (sampler position restored). Each run spans
+the stateful char-RNN (stream position and carried hidden state restored), the stateless
+one (the epoch's shuffle, offsets and position restored) and the Transformer on bucketed
+translation batches (sampler position restored). Each run spans
 several epochs, and the kill comes in the middle of one.
 """
 
@@ -97,6 +98,17 @@ def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step):
         return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}])
 
     check_resume(tmp_path, make_config, resume_step)
+
+
+def test_stateless_char_rnn_resumes_exactly(tmp_path, small_corpus):
+    # 20,000 training characters in 1,249 windows of 16, batches of 200: 7 batches per epoch; resume mid-epoch 1.
+    def make_config(folder):
+        model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}
+        data = {"class_path": "datamodules.CharDataModule",
+                "init_args": {"source": str(small_corpus), "mode": "stateless", "seq_len": 16, "batch_size": 200, "val_fraction": 0.5}}  # fmt: skip
+        return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}])
+
+    check_resume(tmp_path, make_config, resume_step=10)
 
 
 def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
