@@ -63,3 +63,17 @@ def save_checkpoint(model, path):
                   "pytorch-lightning_version": lightning.__version__}  # fmt: skip
     torch.save(checkpoint, path)
     return path
+
+
+@pytest.fixture
+def translator(toy_folder):
+    """A tiny untrained Transformer with the toy corpus's tokenizers (so it translates text)."""
+    from datamodules import TranslationDataModule
+    from zoo import Transformer
+
+    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
+    torch.manual_seed(0)
+    model = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
+                        tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
+                        ffn_dim=32)  # fmt: skip
+    return model.eval()

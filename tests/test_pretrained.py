@@ -9,9 +9,8 @@ import sys
 import pytest
 import torch
 
-from datamodules import TranslationDataModule
 from tests.conftest import save_checkpoint
-from zoo import CharRNN, CheckpointError, Transformer, load_pretrained
+from zoo import CharRNN, CheckpointError, load_pretrained
 from zoo.bundles import export_bundle
 from zoo.pretrained import sha256_of
 
@@ -22,16 +21,6 @@ VOCAB = "\nabcdefgh ."
 def char_rnn():
     torch.manual_seed(0)
     return CharRNN(len(VOCAB), VOCAB, hidden_size=16, num_layers=2).eval()
-
-
-@pytest.fixture
-def translator(toy_folder):
-    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
-    torch.manual_seed(0)
-    model = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
-                        tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
-                        ffn_dim=32)  # fmt: skip
-    return model.eval()
 
 
 def test_char_rnn_bundle_loads_to_identical_outputs(tmp_path, char_rnn):

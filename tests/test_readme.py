@@ -24,9 +24,8 @@ import pytest
 import torch
 import yaml
 
-from datamodules import TranslationDataModule
 from tests.conftest import save_checkpoint
-from zoo import CharRNN, Transformer
+from zoo import CharRNN
 from zoo.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,15 +36,11 @@ TRAINING = ("zoo fit ", "zoo validate ", "zoo test ")
 
 
 @pytest.fixture
-def reader_folder(tmp_path, toy_folder) -> Path:
+def reader_folder(tmp_path, translator) -> Path:
     """A working folder with the files the README's examples name."""
     torch.manual_seed(0)
     chars = "".join(sorted(set(string.printable) - set("\t\r\x0b\x0c")))
     save_checkpoint(CharRNN(len(chars), chars, hidden_size=16, num_layers=1), tmp_path / "char_rnn.ckpt")
-    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
-    translator = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
-                             tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1,
-                             decoder_layers=1, ffn_dim=32)  # fmt: skip
     save_checkpoint(translator, tmp_path / "translator.ckpt")
     (tmp_path / "sentences.en").write_text("a man runs .\n\nthe dog jumps over the ball\n")
     return tmp_path

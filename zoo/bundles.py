@@ -18,7 +18,7 @@ import lightning as L
 import safetensors.torch
 import torch
 
-from zoo.checkpoints import CheckpointError, model_class, model_from_checkpoint, read_checkpoint
+from zoo.checkpoints import CheckpointError, init_args_of, model_class, model_from_checkpoint, read_checkpoint
 
 FORMAT = "seq-zoo-bundle/1"
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -43,7 +43,7 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
     checkpoint = read_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path)
     cls = type(model)
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams = init_args_of(checkpoint)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 

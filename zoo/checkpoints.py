@@ -50,11 +50,14 @@ def load_model(path: str | Path) -> L.LightningModule:
     return model_from_checkpoint(read_checkpoint(path), path).eval()
 
 
+def init_args_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model's constructor arguments saved in a checkpoint (Lightning's "_"-prefixed entries left out)."""
+    return {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+
+
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> L.LightningModule:
     """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights."""
-    cls = model_class(checkpoint, path)
-    init_args = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    model = cls(**init_args)
+    model = model_class(checkpoint, path)(**init_args_of(checkpoint))
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     return model
 
