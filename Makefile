@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-seeds
 
 setup: $(VENV)/.installed
 
@@ -28,3 +28,8 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The training tests must pass on any CPU: run them under three other seeds and on one thread.
+test-seeds: setup
+	for seed in 1 2 3; do ZOO_TEST_SEED=$$seed $(PY) -m pytest -q -m trains || exit 1; done
+	ZOO_TEST_THREADS=1 $(PY) -m pytest -q -m trains

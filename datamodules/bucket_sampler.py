@@ -20,8 +20,11 @@ the same number (the few trimmed batches differ per epoch); without (evaluation)
 batch is kept and ranks may differ by one. Lightning does not shard a custom batch
 sampler, hence this is done here; train with ``Trainer(use_distributed_sampler=False)``.
 
-``state_dict`` records the epoch and how many batches were handed out, so a resumed run
-continues mid-epoch with the next batch.
+Every pass over the sampler is the next epoch (``set_epoch`` may name it instead). Lightning
+calls ``set_epoch`` on a DataLoader's sampler, never on its batch sampler, and stops asking
+for batches after ``len()`` of them, so counting on either left every epoch in the order of
+epoch 0. ``state_dict`` records the epoch and how many batches were handed out, so a
+resumed run continues mid-epoch with the next batch, and then with the epochs after it.
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank, self.even_shards = num_replicas, rank, even_shards
-        self.epoch = 0
+        self.epoch = 0  # the epoch of the current (or last) pass
         self.consumed = 0  # batches of this epoch handed out so far
-        self._resume_at = 0  # set by load_state_dict: where the next iteration starts
+        self._next_epoch = 0  # the epoch of the next pass: one more each pass, or set_epoch / load_state_dict's
+        self._resume_at = 0  # set by load_state_dict: where the next pass starts
         self.oversized = 0
         self.batches = self._form_batches(
             torch.as_tensor(src_lengths), torch.as_tensor(tgt_lengths), max_tokens, batch_size
@@ -93,8 +97,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at every epoch start; decides the shuffle."""
-        self.epoch = epoch
+        """The epoch of the next pass (which decides its shuffle); without a call, passes count up."""
+        self._next_epoch = epoch
 
     def _rank_batches(self) -> list[list[int]]:
         order = list(range(len(self.batches)))
@@ -105,13 +109,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         return [self.batches[i] for i in order[self.rank : usable : self.num_replicas]]
 
     def __iter__(self) -> Iterator[list[int]]:
+        # A generator: none of this runs until the first batch is asked for, so an iterator made and
+        # dropped (a check that the loader is iterable) starts no epoch.
+        self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         batches = self._rank_batches()
         self.consumed, self._resume_at = self._resume_at, 0
         for batch in batches[self.consumed :]:
             self.consumed += 1
             yield batch
-        # The epoch is done: without Lightning's set_epoch the next pass still reshuffles.
-        self.epoch, self.consumed = self.epoch + 1, 0
 
     def __len__(self) -> int:
         if self.even_shards:
@@ -124,4 +129,4 @@ class BucketBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state["seed"] != self.seed:
             raise ValueError(f"sampler state was saved with seed {state['seed']}, this sampler has seed {self.seed}")
-        self.epoch, self._resume_at = state["epoch"], state["consumed"]
+        self._next_epoch, self._resume_at = state["epoch"], state["consumed"]

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.char_batches import StreamBatches, Windows, WindowSampler
 from datamodules.char_vocab import CharVocab
+from datamodules.checks import require_positive
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text
 from datamodules.training_position import training_position
@@ -47,8 +48,7 @@ class CharDataModule(L.LightningDataModule):
         super().__init__()
         if mode not in ("stateless", "stateful"):
             raise ValueError(f"mode must be 'stateless' or 'stateful', got {mode!r}")
-        if seq_len < 1 or batch_size < 1:
-            raise ValueError(f"seq_len and batch_size must be positive, got {seq_len} and {batch_size}")
+        require_positive(seq_len=seq_len, batch_size=batch_size)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
         self.source, self.mode, self.sha256 = source, mode, sha256

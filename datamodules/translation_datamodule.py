@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
 from datamodules.bucket_sampler import BucketBatchSampler
+from datamodules.checks import require_positive
 from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, load_parallel
 from datamodules.sources import cache_dir
@@ -51,6 +52,7 @@ class TranslationDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
+        require_positive(vocab_size=vocab_size, max_tokens=max_tokens, batch_size=batch_size, max_len=max_len)
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("set exactly one of max_tokens and batch_size (the other to null)")
         self.source, self.pair, self.tokenizer_kind = source, pair, tokenizer
@@ -141,6 +143,11 @@ class TranslationDataModule(L.LightningDataModule):
                 keep_in_memory=True,
             )
             self.dropped_long = len(dataset) - len(kept)
+            if len(kept) == 0:
+                raise ValueError(
+                    f"max_len {self.max_len} drops every one of the {len(dataset)} training pairs (each has a side "
+                    f"longer than {self.max_len} tokens). Fix: raise max_len (128 keeps nearly all sentences), or null."
+                )
             dataset = kept
         return dataset
 

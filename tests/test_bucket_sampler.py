@@ -98,8 +98,23 @@ def test_state_dict_resumes_mid_epoch(lengths):
     fresh = BucketBatchSampler(src, tgt, max_tokens=800, seed=2)
     fresh.set_epoch(1)
     assert seen + rest == list(fresh)
-    resumed.set_epoch(2)
-    assert len(list(resumed)) == len(sampler)  # the next epoch is whole again
+    fresh.set_epoch(2)
+    assert list(resumed) == list(fresh)  # the next pass is epoch 2, whole again, with no set_epoch call
+
+
+def test_each_pass_is_a_new_epoch_without_set_epoch(lengths):
+    """Lightning never calls set_epoch on a batch sampler, and stops after len() batches: each pass must
+    reshuffle anyway, as an explicitly numbered epoch would."""
+    src, tgt = lengths
+    sampler, numbered = (BucketBatchSampler(src, tgt, max_tokens=800, seed=3) for _ in range(2))
+    passes = []
+    for epoch in range(3):
+        iterator = iter(sampler)
+        passes.append([next(iterator) for _ in range(len(sampler))])  # asked for len() batches, as Lightning does
+        iter(sampler)  # an iterator made and dropped starts no epoch
+        numbered.set_epoch(epoch)
+        assert passes[-1] == list(numbered)
+    assert passes[0] != passes[1] != passes[2]
 
 
 def test_sentence_count_batches_and_bad_arguments(lengths):

@@ -36,13 +36,19 @@ def test_generation_options_and_bad_input():
     a = model.generate_text("ab", 50, strategy="sample", temperature=0.7, seed=3)
     assert len(a) == 50 and set(a) <= set(VOCAB)
     assert model.generate_text("ab", 50, strategy="sample", temperature=0.7, seed=3) == a  # seeded sampling repeats
+    assert model.generate_text("ab", 50, strategy="sample", temperature=0.7, seed=4) != a  # another seed: other text
     greedy = model.generate_text("ab", 20, strategy="greedy")
-    assert greedy == model.generate_text("ab", 20, strategy="greedy")
+    assert model.generate_text("ab", 20, strategy="sample", top_k=1, seed=5) == greedy  # the one allowed token
+    ids = model.vocab.encode("ab" + greedy)[None]
+    logits, _ = model(ids)  # greedy picks each step's most likely character
+    assert torch.equal(logits[0, 1:-1].argmax(-1), ids[0, 2:])
     with pytest.raises(ValueError, match="'Z'") as error:
         model.generate_text("aZ", 5)
     assert "Fix" in str(error.value)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         model.generate_text("a", 5, temperature=0)
+    with pytest.raises(ValueError, match="temperature only change.*strategy='sample'"):
+        model.generate_text("a", 5, temperature=0.5)  # greedy by default: a temperature would be ignored
     with pytest.raises(ValueError, match="prompt is empty"):
         model.generate_text("", 5)
 

@@ -125,8 +125,9 @@ def test_scores_equal_a_teacher_forced_recomputation():
     prompt = torch.tensor([2, 1, 3])
     for strategy in ("beam", "greedy", "sample"):
         n_best = 3 if strategy == "beam" else 1
+        sampling = {"seed": 0, "temperature": 1.5} if strategy == "sample" else {}
         hypotheses = model.generate(prompt=prompt[None], max_len=15, strategy=strategy, n_best=n_best,
-                                    beam_size=4, length_penalty=0.8, seed=0, temperature=1.5)[0]  # fmt: skip
+                                    beam_size=4, length_penalty=0.8, **sampling)[0]  # fmt: skip
         for h in hypotheses:
             expected = teacher_forced_log_prob(model, prompt, h.tokens)
             assert h.log_prob == pytest.approx(expected, abs=1e-4)

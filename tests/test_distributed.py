@@ -6,9 +6,6 @@ same validation data, which must give the same numbers.
 """
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,16 +17,16 @@ from datamodules.char_batches import StreamBatches
 from datamodules.char_datamodule import CharDataModule
 from datamodules.text_tokenizer import EOS_ID
 from datamodules.translation_datamodule import TranslationDataModule
+from tests.conftest import run_zoo, toy_pairs
 from tests.wandb_records import history_rows
 
-REPO = Path(__file__).resolve().parents[1]
+
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 ONE = ["--trainer.strategy", "auto", "--trainer.devices", "1", "--trainer.accelerator", "cpu"]
 
 
 def zoo(*args, cwd):
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    done = run_zoo(*args, cwd=cwd)
     assert done.returncode == 0, done.stderr[-4000:]
 
 
@@ -124,8 +121,6 @@ def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
 
 def unique_toy_corpus(folder: Path) -> Path:
     """Like conftest's toy corpus, with every source sentence distinct (numbered), so overlap is visible."""
-    from tests.conftest import toy_pairs
-
     folder.mkdir()
     for split, n in (("train", 300), ("val", 30)):
         src, tgt = toy_pairs(n, seed=len(split))

@@ -7,14 +7,15 @@ translation batches (sampler position restored). Each run spans
 several epochs, and the kill comes in the middle of one.
 """
 
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 import yaml
+from jsonargparse import ArgumentParser
+from lightning import LightningDataModule
 
+from tests.conftest import run_zoo, start_zoo
 from zoo.checkpoints import read_checkpoint
 
 STEPS = 14
@@ -48,15 +49,13 @@ def run_config(folder, model: dict, data: dict, callbacks: list) -> str:
 
 
 def fit(config: str, *args: str, cwd) -> None:
-    done = subprocess.run([sys.executable, "-m", "zoo", "fit", "--config", config, *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = run_zoo("fit", "--config", config, *args, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 def fit_and_kill(config: str, checkpoint, cwd) -> None:
     """Start a run and SIGKILL it once ``checkpoint`` exists (it may have finished by then: no matter)."""
-    process = subprocess.Popen([sys.executable, "-m", "zoo", "fit", "--config", config], cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = start_zoo("fit", "--config", config, cwd=cwd)
     deadline = time.monotonic() + 600
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -72,8 +71,21 @@ def assert_same_weights(a, b) -> None:
         assert torch.equal(ours[name], theirs[name]), f"{name} differs after resuming"
 
 
-def check_resume(tmp_path, make_config, resume_step: int) -> None:
+def batches_per_epoch(config: str) -> int:
+    """Training batches per epoch of the DataModule a config describes."""
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(LightningDataModule, "data")
+    data = parser.instantiate_classes(parser.parse_object({"data": yaml.safe_load(open(config))["data"]})).data
+    data.setup("fit")
+    return len(data.train_dataloader())
+
+
+def check_resume(tmp_path, make_config, resume_step: int, batches: int, mid_epoch: bool) -> None:
+    """``batches`` per epoch, STEPS spanning several epochs, and the resume point mid-epoch or at an epoch's
+    last batch: what the test says it covers, checked."""
     straight = make_config(tmp_path / "straight")
+    assert batches_per_epoch(straight) == batches and STEPS >= 2 * batches
+    assert (resume_step % batches != 0) == mid_epoch
     fit(straight, cwd=tmp_path)
     killed_folder = tmp_path / "killed"
     killed = make_config(killed_folder)
@@ -89,15 +101,15 @@ def check_resume(tmp_path, make_config, resume_step: int) -> None:
 
 # 20,000 training characters in 190 streams of 16-character windows: 6 batches per epoch.
 # Resume mid-epoch 1, and from a checkpoint written at the last batch of epoch 0.
-@pytest.mark.parametrize("resume_step", [8, 6])
-def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step):
+@pytest.mark.parametrize("resume_step, mid_epoch", [(8, True), (6, False)])
+def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step, mid_epoch):
     def make_config(folder):
         model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}
         data = {"class_path": "datamodules.CharDataModule",
                 "init_args": {"source": str(small_corpus), "mode": "stateful", "seq_len": 16, "batch_size": 190, "val_fraction": 0.5}}  # fmt: skip
         return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}])
 
-    check_resume(tmp_path, make_config, resume_step)
+    check_resume(tmp_path, make_config, resume_step, batches=6, mid_epoch=mid_epoch)
 
 
 def test_stateless_char_rnn_resumes_exactly(tmp_path, small_corpus):
@@ -108,7 +120,7 @@ def test_stateless_char_rnn_resumes_exactly(tmp_path, small_corpus):
                 "init_args": {"source": str(small_corpus), "mode": "stateless", "seq_len": 16, "batch_size": 200, "val_fraction": 0.5}}  # fmt: skip
         return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}])
 
-    check_resume(tmp_path, make_config, resume_step=10)
+    check_resume(tmp_path, make_config, resume_step=10, batches=7, mid_epoch=True)
 
 
 def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
@@ -117,10 +129,10 @@ def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
                  "init_args": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 32,
                                "dropout": 0.3, "warmup_steps": 4, "test_beam_size": 1}}  # fmt: skip
         data = {"class_path": "datamodules.TranslationDataModule",
-                "init_args": {"source": str(toy_folder), "pair": "en-xx", "vocab_size": 60, "max_tokens": 800}}  # fmt: skip
+                "init_args": {"source": str(toy_folder), "pair": "en-xx", "vocab_size": 60, "max_tokens": 3000}}  # fmt: skip
         return run_config(folder, model, data, [])
 
-    check_resume(tmp_path, make_config, resume_step=9)
+    check_resume(tmp_path, make_config, resume_step=9, batches=6, mid_epoch=True)
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch, small_corpus):

@@ -3,16 +3,13 @@
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.conftest import save_checkpoint
+from tests.conftest import run_zoo, save_checkpoint
 from zoo import CharRNN, CheckpointError, load_pretrained
-from zoo.bundles import export_bundle
-from zoo.pretrained import sha256_of
+from zoo.bundles import export_bundle, sha256_of, write_checksums
 
 VOCAB = "\nabcdefgh ."
 
@@ -25,7 +22,7 @@ def char_rnn():
 
 def test_char_rnn_bundle_loads_to_identical_outputs(tmp_path, char_rnn):
     folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
     loaded = load_pretrained(folder)
     assert not loaded.training
     tokens = torch.randint(len(VOCAB), (3, 12))
@@ -56,6 +53,45 @@ def test_float16_bundle_is_half_the_size_and_loads_as_float32(tmp_path, char_rnn
     torch.testing.assert_close(loaded(tokens)[0], char_rnn(tokens)[0], atol=2e-2, rtol=0)
 
 
+def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_whole(tmp_path, char_rnn, translator):
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    checkpoint = save_checkpoint(char_rnn, tmp_path / "m.ckpt")
+    with pytest.raises(CheckpointError, match="already exists and is not an empty folder.*--force"):
+        export_bundle(checkpoint, out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), out, force=True)
+    assert "tokenizer.json" in {p.name for p in out.iterdir()} and not (out / "notes.txt").exists()
+    done = run_zoo("export", "--checkpoint", str(checkpoint), "--out", str(out))  # a char-RNN over the translator
+    assert done.returncode == 2 and "--force" in done.stderr
+    done = run_zoo("export", "--checkpoint", str(checkpoint), "--out", str(out), "--force")
+    assert done.returncode == 0, done.stderr
+    # Replaced whole: the translator's tokenizer did not stay behind in the char-RNN's bundle.
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial or replaced folders left
+    assert isinstance(load_pretrained(out), CharRNN)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json", "tokenizer.json"])
+def test_a_bundle_with_one_flipped_byte_is_refused(tmp_path, translator, name):
+    folder = export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), tmp_path / "bundle")
+    load_pretrained(folder)
+    data = bytearray((folder / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / name).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"{name} does not match its sha256 in SHA256SUMS"):
+        load_pretrained(folder)
+
+
+def test_the_shipped_bundles_carry_their_checksums():
+    from zoo.pretrained import PACKAGE_DIR, registry
+
+    for name, entry in registry().items():
+        listed = (PACKAGE_DIR / name / "SHA256SUMS").read_text().split()
+        assert dict(zip(listed[1::2], listed[0::2])) == {k: v for k, v in entry["files"].items() if k != "SHA256SUMS"}
+
+
 def registry_entry(folder, url):
     files = {p.name: sha256_of(p) for p in folder.iterdir() if p.name != "README.md"}
     return {"url": url, "class_path": "zoo.char_rnn.CharRNN", "description": "test", "files": files}
@@ -67,7 +103,7 @@ def test_registered_bundle_downloads_once_into_the_cache(tmp_path, char_rnn):
     cache = tmp_path / "cache" / "pretrained" / "tiny"  # conftest points ZOO_CACHE_DIR at tmp_path / "cache"
     assert not cache.exists()
     first = load_pretrained("tiny", known)
-    assert sorted(p.name for p in cache.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in cache.iterdir()) == ["SHA256SUMS", "config.json", "model.safetensors"]
     (served / "model.safetensors").unlink()  # the "server" is gone: the second call must use the cache
     second = load_pretrained("tiny", known)
     assert torch.equal(first.output.weight, second.output.weight)
@@ -110,50 +146,50 @@ def test_a_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path, char_rnn
 
 
 def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
+    """Bundles edited by hand (their SHA256SUMS written again, so the checks below them are reached)."""
     folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
     with pytest.raises(CheckpointError, match="Known names: char-rnn-shakespeare, transformer-multi30k-en-fr"):
         load_pretrained("no-such-model")
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "class_path": "zoo.NoSuchModel"}))
+
+    def edited(name: str, data: bytes):
+        (folder / name).write_bytes(data)
+        write_checksums(folder)
+        return folder
+
     with pytest.raises(CheckpointError, match="does not exist in this version"):
-        load_pretrained(folder)
-    (folder / "config.json").write_text(json.dumps({**config, "class_path": "os.system"}))
+        load_pretrained(edited("config.json", json.dumps({**config, "class_path": "zoo.NoSuchModel"}).encode()))
     with pytest.raises(CheckpointError, match="not a zoo model"):
-        load_pretrained(folder)
-    (folder / "config.json").write_text(json.dumps(config))
-    weights = folder / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        load_pretrained(edited("config.json", json.dumps({**config, "class_path": "os.system"}).encode()))
+    edited("config.json", json.dumps(config).encode())
+    weights = (folder / "model.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match="cannot load"):
-        load_pretrained(folder)
-
-
-def zoo(*args, stdin=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "zoo", *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=300)
+        load_pretrained(edited("model.safetensors", weights[: len(weights) // 2]))
 
 
 def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translator):
     checkpoint = save_checkpoint(translator, tmp_path / "t.ckpt")
-    done = zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", stdin="a man runs\n\nthe red ball\n")
+    done = run_zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", stdin="a man runs\n\nthe red ball\n")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # three outputs, the empty one kept
     assert lines[0] == translator.translate(["a man runs"], strategy="beam", beam_size=3)[0]
-    done = zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", "--n-best", "2", stdin="a man runs\nthe dog\n")
+    done = run_zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", "--n-best", "2", stdin="a man runs\nthe dog\n")
     rows = [line.split(" ||| ") for line in done.stdout.splitlines()]
     assert [r[0] for r in rows] == ["0", "0", "1", "1"] and float(rows[0][2]) >= float(rows[1][2])
 
 
 def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator):
-    done = zoo("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
+    done = run_zoo("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
     assert done.returncode == 2 and "CharRNN, which does not translate" in done.stderr
-    done = zoo("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
+    done = run_zoo("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
     assert done.returncode == 2 and "Transformer, which does not continue text" in done.stderr
     with pytest.raises(CheckpointError, match="holds a zoo.transformer.Transformer, not a CharRNN"):
         CharRNN.load_from_checkpoint(tmp_path / "t.ckpt")
 
 
 def test_the_shipped_char_rnn_generates_shakespeare_offline():
-    done = zoo("generate", "--pretrained", "char-rnn-shakespeare", "--prompt", "ROMEO:", "--length", "300", "--seed", "1",
+    done = run_zoo("generate", "--pretrained", "char-rnn-shakespeare", "--prompt", "ROMEO:", "--length", "300", "--seed", "1",
                "--temperature", "0.7")  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = done.stdout
@@ -164,7 +200,7 @@ def test_the_shipped_char_rnn_generates_shakespeare_offline():
 
 
 def test_the_shipped_translator_translates_offline():
-    done = zoo("translate", "--pretrained", "transformer-multi30k-en-fr",
+    done = run_zoo("translate", "--pretrained", "transformer-multi30k-en-fr",
                stdin="A man is riding a bike.\n\nTwo dogs are playing in the snow.\n")  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split("\n")

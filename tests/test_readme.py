@@ -75,11 +75,29 @@ def test_the_readme_has_the_blocks_this_test_runs():
     assert len(PYTHON) >= 5 and any(line.startswith(TRAINING) for line in ZOO_LINES)
 
 
+# What each Python block shows its reader (the block named by a line it holds): a pattern its output must match.
+SHOWS = {
+    # Shakespeare-like text, two scored continuations, the shipped translator's French, an n-best list of 3.
+    'zoo.load_pretrained("char-rnn-shakespeare")': r"(?s)\A(?=.*\b(the|and|of|to)\b).{190,200}\n(-\d+\.\d{3} '.*'\n){2}"
+    r"\['Un homme .*v[ée]lo.*', '.*chiens .*'\]\n\[\[(\('[^']*', -\d+\.\d+\)(, )?){3}\]\]\Z",
+    "class TinyGRULM": r"trained 20 steps, carried state detached: True",
+    "BucketBatchSampler": r"^\d+ batches; the first is \(\d+, \d+\) and \(\d+, \d+\)$",
+    "class MyCharLM": r"^(\[\(\[[\d, ]+\], -\d+\.\d+\), \(\[[\d, ]+\], -\d+\.\d+\)\]\n){2}tensor\(\[[\d, ]+\]\)$",
+    "from zoo.attention import Attention": r"torch.Size\(\[2, 128\]\) tensor\(\[1.0+, 1.0+\].*\) tensor\(\[0., 0.\].*\)\ntorch.Size\(\[2, 3, 128\]\)",
+}
+
+
+def test_every_python_block_has_an_expected_output():
+    assert all(sum(key in code for code in PYTHON) == 1 for key in SHOWS) and len(SHOWS) == len(PYTHON)
+
+
 @pytest.mark.parametrize("code", PYTHON, ids=[code.splitlines()[-1][:40] for code in PYTHON])
 def test_python_block_runs(code, reader_folder, monkeypatch, capsys):
     monkeypatch.chdir(reader_folder)
     exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
-    assert capsys.readouterr().out.strip()  # every block shows its reader something
+    (pattern,) = [pattern for key, pattern in SHOWS.items() if key in code]
+    out = capsys.readouterr().out.strip()
+    assert re.search(pattern, out, flags=re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("line", ZOO_LINES)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tests.test_cli import only, zoo
+from tests.conftest import only, run_zoo
 from zoo import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,22 +16,23 @@ def test_fit_then_test_a_seq2seq_checkpoint(toy_folder):
     tiny = ["--model.init_args.embedding_dim", "16", "--model.init_args.hidden_size", "32",
             "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--trainer.log_every_n_steps", "1",
             "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    fit = zoo("fit", "--config", config, *data, *tiny, cwd=work)
+    fit = run_zoo("fit", "--config", config, *data, *tiny, cwd=work)
     assert fit.returncode == 0, fit.stderr[-3000:]
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
 
-    test = zoo("test", "--config", config, *data, *tiny, "--ckpt_path", str(last), cwd=work)
+    test = run_zoo("test", "--config", config, *data, *tiny, "--ckpt_path", str(last), cwd=work)
     assert test.returncode == 0, test.stderr[-3000:]
     assert "test/bleu" in test.stdout
 
     model = load_model(last)  # no DataModule, no config
     assert model.hparams.attention == "general" and model.hparams.src_vocab_size <= 100
-    (translation,) = model.translate(["a man runs"])
-    assert isinstance(translation, str)
-    beam = model.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)
-    assert len(beam) == 2
+    sentences, beam = ["a man runs", "the red ball"], {"strategy": "beam", "beam_size": 3}
+    assert model.translate(sentences, **beam) == [model.translate([s], **beam)[0] for s in sentences]  # batched == alone
+    (hypotheses,) = model.translate_n_best(["a man runs"], strategy="beam", beam_size=3, n_best=3)
+    assert hypotheses[0][0] == model.translate(["a man runs"], **beam)[0]
+    assert [score for _, score in hypotheses] == sorted((score for _, score in hypotheses), reverse=True)
 
     other = ["--data.init_args.vocab_size", "60"]  # a different vocabulary than the checkpoint's
-    mismatch = zoo("test", "--config", config, *data, *tiny, *other, "--ckpt_path", str(last), cwd=work)
-    assert mismatch.returncode != 0 and "vocabulary differs" in mismatch.stderr
+    mismatch = run_zoo("test", "--config", config, *data, *tiny, *other, "--ckpt_path", str(last), cwd=work)
+    assert mismatch.returncode != 0 and "was trained on other data" in mismatch.stderr
     assert "Traceback" not in mismatch.stderr

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.decoding import DecodingOptions, Hypothesis, attention_of, length_penalty, mask_early_eos
+from zoo.decoding import DecodingOptions, Hypothesis, attention_of, decoding_steps, length_penalty, mask_early_eos
 
 NEG_INF = float("-inf")
 
@@ -55,7 +55,7 @@ def beam_search(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opt
     items = torch.arange(B, device=device)  # the input each block of K rows belongs to
     finished = [Finished(opts.n_best, opts.length_penalty) for _ in range(B)]
 
-    for t in range(int(limits.max())):
+    for t in decoding_steps(limits, opts):
         R = len(items)
         allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
         candidates = (scores.view(R * K, 1) + allowed).view(R, K * V)

@@ -4,24 +4,38 @@
     config.json         {"format", "class_path", "init_args", "tokenizers": {arg: file}, "metrics"}
     tokenizer.json      the tokenizer (src_tokenizer.json / tgt_tokenizer.json when separate)
     README.md           a short model card
+    SHA256SUMS          the sha256 of each file above but the card (`sha256sum -c SHA256SUMS` checks by hand)
 
 Loading a bundle reads JSON and safetensors only: nothing is unpickled, so a bundle cannot
-run code. `zoo export` writes one from a `zoo fit` checkpoint.
+run code; every file is checked against SHA256SUMS first, so a damaged one is never loaded.
+`zoo export` writes one from a `zoo fit` checkpoint, into a new folder (or, with ``force``,
+replacing one) all at once: a folder holds a whole bundle or none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 
 import lightning as L
 import safetensors.torch
 import torch
 
-from zoo.checkpoints import CheckpointError, init_args_of, model_class, model_from_checkpoint, read_checkpoint
+from zoo.checkpoints import (
+    CheckpointError,
+    build_model,
+    init_args_of,
+    model_class,
+    model_from_checkpoint,
+    read_checkpoint,
+)
 
 FORMAT = "seq-zoo-bundle/1"
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
+CONFIG, WEIGHTS, CHECKSUMS, CARD = "config.json", "model.safetensors", "SHA256SUMS", "README.md"
 TOKENIZER_ARGS = ("src_tokenizer", "tgt_tokenizer")
 
 
@@ -36,24 +50,39 @@ def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
     return metrics
 
 
-def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "float32") -> Path:
-    """Write the bundle of a `zoo fit` checkpoint to the folder ``out``; ``dtype`` float16 halves the weights."""
+def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "float32", force: bool = False) -> Path:
+    """Write the bundle of a `zoo fit` checkpoint to the folder ``out``; ``dtype`` float16 halves the weights.
+    A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it)."""
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    out = Path(out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise CheckpointError(
+            f"{out} already exists and is not an empty folder; export never overwrites it. "
+            f"Fix: choose another --out, or pass --force to replace it."
+        )
     checkpoint = read_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        write_bundle_files(staging, model, checkpoint, dtype)
+        replace_folder(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict, dtype: str) -> None:
     cls = type(model)
     hparams = init_args_of(checkpoint)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-
     tokenizers, init_args = {}, dict(hparams)
     for arg in TOKENIZER_ARGS:
         text = init_args.pop(arg, None)
         if text is not None:
             joint = text == hparams.get("src_tokenizer") == hparams.get("tgt_tokenizer")
             tokenizers[arg] = "tokenizer.json" if joint else f"{arg}.json"
-            (out / tokenizers[arg]).write_text(text, encoding="utf-8")
+            (folder / tokenizers[arg]).write_text(text, encoding="utf-8")
     config = {
         "format": FORMAT,
         "class_path": f"{cls.__module__}.{cls.__qualname__}",
@@ -61,11 +90,66 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
         "tokenizers": tokenizers,
         "metrics": checkpoint_metrics(checkpoint),
     }
-    (out / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+    (folder / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
     model.to(getattr(torch, dtype))
-    safetensors.torch.save_model(model, str(out / WEIGHTS))
-    (out / "README.md").write_text(model_card(config, sum(p.numel() for p in model.parameters()), dtype), encoding="utf-8")
-    return out
+    safetensors.torch.save_model(model, str(folder / WEIGHTS))
+    card = model_card(config, sum(p.numel() for p in model.parameters()), dtype)
+    (folder / CARD).write_text(card, encoding="utf-8")
+    write_checksums(folder)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the folder ``new`` at ``target`` by renames, so that ``target`` is never half written; an existing
+    ``target`` is moved aside first and deleted only once ``new`` stands in its place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Path) -> None:
+    """SHA256SUMS in `sha256sum`'s format, over every file loading reads (the model card may be edited)."""
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in (CHECKSUMS, CARD))
+    lines = "".join(f"{sha256_of(folder / name)}  {name}\n" for name in files)
+    (folder / CHECKSUMS).write_text(lines, encoding="utf-8")
+
+
+def verify_checksums(folder: Path) -> None:
+    """Every file SHA256SUMS lists is present and unchanged; a bundle without SHA256SUMS (written before
+    bundles carried one) loads with a warning."""
+    listing = folder / CHECKSUMS
+    if not listing.is_file():
+        warnings.warn(f"{folder} has no {CHECKSUMS} (an older bundle), so its files cannot be checked. "
+                      f"Fix: export it again with `zoo export`.")  # fmt: skip
+        return
+    listed = {}
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name in (CONFIG, WEIGHTS):
+        if name not in listed:
+            raise CheckpointError(f"{listing} does not list {name}: the bundle is damaged. Fix: export it again.")
+    for name, digest in listed.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise CheckpointError(f"{folder} lacks {name}, which {CHECKSUMS} lists. Fix: export or download it again.")
+        if sha256_of(path) != digest:
+            raise CheckpointError(
+                f"{path} does not match its sha256 in {CHECKSUMS}: the file is damaged or was changed. "
+                f"Fix: export or download the bundle again."
+            )
 
 
 def model_card(config: dict, parameters: int, dtype: str) -> str:
@@ -86,6 +170,7 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder} is not a model bundle: {name} is missing. Fix: write one with `zoo export`.")
+    verify_checksums(folder)
     try:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -96,7 +181,7 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
     init_args = dict(config["init_args"])
     for arg, filename in config.get("tokenizers", {}).items():
         init_args[arg] = (folder / filename).read_text(encoding="utf-8")
-    model = cls(**init_args)
+    model = build_model(cls, init_args, folder / CONFIG)
     try:
         safetensors.torch.load_model(model, str(folder / WEIGHTS), strict=True)
     except Exception as error:  # a truncated file, or weights of another shape

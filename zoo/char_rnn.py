@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
+from datamodules.checks import require_dropout, require_positive
 from zoo.decoding import DecodingMixin
 from zoo.nested import tensors_of
 from zoo.language_model_task import LanguageModelTask
@@ -53,6 +54,8 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         learning_rate: float = 2e-3,
     ):
         super().__init__()
+        require_positive(vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, embedding_dim=embedding_dim)
+        require_dropout(dropout=dropout)
         embedding_dim = embedding_dim or hidden_size
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"vocab has {len(vocab)} characters but vocab_size is {vocab_size}")

@@ -22,8 +22,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        cause = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+        if "Weights only load failed" in cause:  # torch's paragraph on weights_only, for any unexpected bytes
+            cause = "it is not a plain checkpoint of tensors and data (other objects are never unpickled: that could run code)"
         raise CheckpointError(
-            f"cannot read checkpoint {path} (truncated, corrupt, or not a checkpoint): {error}. "
+            f"cannot read checkpoint {path} (truncated, corrupt, or not a checkpoint): {cause}. "
             f"Fix: use another checkpoint of the run (e.g. last.ckpt) or train again."
         ) from error
 
@@ -57,9 +60,61 @@ def init_args_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> L.LightningModule:
     """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights."""
-    model = model_class(checkpoint, path)(**init_args_of(checkpoint))
+    model = build_model(model_class(checkpoint, path), init_args_of(checkpoint), path)
+    check_compatible(checkpoint, model, path)  # a clear message for weights of another shape
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     return model
+
+
+def build_model(cls: type[L.LightningModule], init_args: dict[str, Any], source: str | Path) -> L.LightningModule:
+    """``cls(**init_args)``, where a wrong argument (a hand-edited or newer file) is a CheckpointError naming it."""
+    try:
+        return cls(**init_args)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{source} describes a {cls.__name__} this version cannot build: {error}. "
+            f"Fix: export or save it again with this version of seq-zoo."
+        ) from error
+
+
+# Hyperparameters the CLI links from the DataModule: a checkpoint whose values differ was trained on other data.
+DATA_LINKED = ("vocab", "vocab_size", "src_vocab_size", "tgt_vocab_size", "src_tokenizer", "tgt_tokenizer",
+               "pad_id", "bos_id", "eos_id")  # fmt: skip
+FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run without --ckpt_path."
+
+
+def check_compatible(checkpoint: dict[str, Any], model: L.LightningModule, path: str | Path) -> None:
+    """Refuse, naming the difference, a checkpoint that ``model`` cannot continue from: another model class,
+    another vocabulary or tokenizer (even of the same size), or weights of other shapes."""
+    saved = checkpoint.get("hyper_parameters", {})
+    class_path = saved.get("_class_path")
+    if class_path and class_path.rpartition(".")[2] != type(model).__name__:
+        raise CheckpointError(f"{path} holds a {class_path}, but this run's model is a {type(model).__name__}. {FIX_RESUME}")
+    ours = dict(model.hparams)
+    for key in DATA_LINKED:
+        if saved.get(key) is not None and ours.get(key) is not None and saved[key] != ours[key]:
+            raise CheckpointError(
+                f"{path} was trained on other data: its {key} differs from this run's data ({_difference(key, saved[key], ours[key])}). "
+                f"Fix: use the data settings it was trained with (source, tokenizer, vocab_size), or start a new run "
+                f"without --ckpt_path."
+            )
+    weights, own = checkpoint.get("state_dict", {}), model.state_dict()
+    clash = sorted(set(weights) ^ set(own)) or [k for k in weights if weights[k].shape != own[k].shape]
+    if clash:
+        settings = [f"{k} {saved[k]!r} there, {ours[k]!r} here" for k in saved if k in ours and saved[k] != ours[k]]
+        raise CheckpointError(
+            f"{path} holds weights of another shape than this run's model ({clash[0]}"
+            f"{'; ' + ', '.join(settings) if settings else ''}). {FIX_RESUME}"
+        )
+
+
+def _difference(key: str, theirs: Any, ours: Any) -> str:
+    if key == "vocab":
+        new, gone = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+        return f"{len(theirs)} characters there, {len(ours)} here; new here: {''.join(new)!r}, missing here: {''.join(gone)!r}"
+    if isinstance(theirs, str) and len(theirs) > 40:
+        return "another tokenizer"
+    return f"{theirs!r} there, {ours!r} here"
 
 
 class ChecksCheckpointClass:
@@ -75,3 +130,8 @@ class ChecksCheckpointClass:
                 f"{class_path.rpartition('.')[2]}.load_from_checkpoint, or with zoo.load_model (any zoo model)."
             )
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Lightning restores weights right after this hook (fit, validate, test with ckpt_path): refuse a
+        checkpoint of another model, vocabulary or size here, with a message instead of a shape traceback."""
+        check_compatible(checkpoint, self, "the checkpoint")

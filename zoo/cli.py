@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
+from functools import cached_property
+from pathlib import Path
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from datamodules.sources import CorpusError
-from zoo.checkpoints import CheckpointError, read_checkpoint
+from zoo.checkpoints import CheckpointError, check_compatible, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
@@ -96,12 +100,52 @@ class ZooCLI(LightningCLI):
                 "W&B: no credentials found, so the run is logged offline; `wandb sync <run dir>` uploads it "
                 "later (W&B prints the exact command at the end). Set WANDB_API_KEY or run `wandb login` to log online."
             )
-        # `zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint.
-        ckpt_path = config.get("ckpt_path")
-        if self.subcommand == "fit" and ckpt_path and not logger.init_args.get("id"):
-            run_id = read_checkpoint(ckpt_path).get(RUN_ID_KEY)
+        # `zoo fit --ckpt_path` continues the W&B run that wrote the checkpoint. (The run itself starts only
+        # when training does, after _before_run has found the checkpoint fit to continue.)
+        if self.subcommand == "fit" and self.resumed_checkpoint and not logger.init_args.get("id"):
+            run_id = self.resumed_checkpoint.get(RUN_ID_KEY)
             if run_id:
                 logger.init_args.id = run_id
+
+    @cached_property
+    def resumed_checkpoint(self) -> dict | None:
+        """The checkpoint of ``--ckpt_path`` (read once), None without one or for Lightning's "last"/"best"."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not path or path in ("last", "best", "hpc") or path.startswith("registry"):
+            return None
+        return read_checkpoint(path)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning rebuilds the model a --ckpt_path names, whatever class the config chose: a Transformer
+        checkpoint would silently turn a char-RNN run into a Transformer run. Refuse another class here (and
+        read the file with a clear error if it is damaged) before Lightning does so."""
+        checkpoint = self.resumed_checkpoint
+        if checkpoint is not None:
+            config = self.config[self.config.subcommand]
+            saved = checkpoint.get("hyper_parameters", {}).get("_class_path", "")
+            chosen = config.model.class_path
+            if saved and saved.rpartition(".")[2] != chosen.rpartition(".")[2]:
+                raise CheckpointError(
+                    f"{config.ckpt_path} holds a {saved}, but this run's model is a {chosen}. "
+                    f"Fix: run with the config that trained it, or start a new run without --ckpt_path."
+                )
+        super()._parse_ckpt_path()
+
+    def _before_run(self) -> None:
+        """Find the user's mistakes before the trainer writes anything (a W&B run, a log folder, a config
+        file): data that cannot be used (the DataModule's setup, which Lightning repeats, reads its splits
+        once), and a --ckpt_path this run cannot continue (another model, vocabulary or size). Leave out
+        LearningRateMonitor when logging is off (it needs a logger)."""
+        if self.datamodule is not None:
+            self.datamodule.setup(self.subcommand)  # Lightning's stage names are the subcommands
+        if self.resumed_checkpoint is not None:
+            check_compatible(self.resumed_checkpoint, self.model, self.config[self.subcommand]["ckpt_path"])
+        if not self.trainer.loggers:
+            self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+
+    before_fit = before_validate = before_test = before_predict = _before_run
+
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
@@ -109,9 +153,44 @@ class ZooCLI(LightningCLI):
             print(f"checkpoints: best {checkpoint.best_model_path or '-'} | last {checkpoint.last_model_path or '-'}")
 
 
+# Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
+# CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
+USER_ERRORS = (ValueError, OSError, MisconfigurationException)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `zoo` and `python -m zoo`; ``argv`` defaults to the command line."""
     args = sys.argv[1:] if argv is None else argv
+    try:
+        run_command(args, argv)
+    except USER_ERRORS as error:
+        if os.environ.get("ZOO_TRACEBACK"):
+            raise
+        message = " ".join(str(reported(error)).split())  # one line, whatever the exception held
+        sys.exit(f"zoo {args[0]}: error: {message} (ZOO_TRACEBACK=1 shows the traceback)")
+
+
+def reported(error: BaseException) -> BaseException:
+    """The error to show: jsonargparse wraps a constructor's ValueError in a long union message, and
+    our errors wrap torch's; so the first in the chain of causes that our own code raised, else the deepest."""
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    return next((e for e in chain if _raised_in_this_library(e)), chain[-1])
+
+
+def _raised_in_this_library(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    path = Path(frame.tb_frame.f_code.co_filename).resolve() if frame is not None else None
+    return path is not None and any(path.is_relative_to(package) for package in LIBRARY_PACKAGES)
+
+
+LIBRARY_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("zoo", "datamodules", "callbacks")]
+
+
+def run_command(args: list[str], argv: list[str] | None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(HELP, end="")
         sys.exit(0 if args else 2)
@@ -124,7 +203,4 @@ def main(argv: list[str] | None = None) -> None:
         close = difflib.get_close_matches(args[0], known, n=1)
         hint = f"did you mean `zoo {close[0]}`? " if close else ""
         sys.exit(f"zoo: error: unknown command {args[0]!r}; {hint}Commands: {', '.join(known)} (zoo --help).")
-    try:
-        ZooCLI(args=argv)
-    except (CorpusError, CheckpointError) as error:  # bad input with a known fix: no traceback
-        sys.exit(f"zoo: error: {error}")
+    ZooCLI(args=argv)

@@ -26,10 +26,12 @@ Beam search ranks by ``score``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import torch
+from tqdm import tqdm
 
 from zoo.nested import gather_rows
 
@@ -56,14 +58,17 @@ class DecodingOptions:
     n_best: int = 1
     length_penalty: float = 1.0  # alpha of GNMT's penalty
     max_len: int = 200  # new tokens, at most
-    max_len_a: float = 0.0  # when > 0, each source's limit is a * src_len + b (never above max_len)
-    max_len_b: int = 0
+    # When either is set, each source's limit is a * src_len + b (never above max_len); an unset one counts
+    # as 0. Translation models set both by default (their max_len_a/max_len_b hyperparameters).
+    max_len_a: float | None = None
+    max_len_b: int | None = None
     min_len: int = 0  # tokens before EOS may be emitted
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
     seed: int | None = None
     return_attention: bool = False
+    progress: bool = False  # a progress bar on stderr, one tick per generated token (for long generations)
 
     def check(self) -> None:
         if self.strategy not in ("greedy", "beam", "sample"):
@@ -75,12 +80,22 @@ class DecodingOptions:
                 f"n_best must lie in 1..beam_size ({self.beam_size}) for beam search and be 1 otherwise, "
                 f"got {self.n_best}. Fix: raise beam_size, or use strategy 'beam' for n-best lists."
             )
+        if (self.max_len_a or 0) < 0 or (self.max_len_b or 0) < 0:
+            raise ValueError(f"max_len_a and max_len_b must be >= 0, got {self.max_len_a} and {self.max_len_b}")
         if self.max_len < self.min_len or self.min_len < 0:
             raise ValueError(f"need 0 <= min_len <= max_len, got min_len {self.min_len} and max_len {self.max_len}")
         if not self.temperature > 0:
             raise ValueError(
                 f"temperature must be > 0, got {self.temperature}. Fix: use a small value such as 0.5 for "
                 f"conservative samples, or strategy 'greedy' for the single most likely continuation."
+            )
+        sampling_only = {"temperature": self.temperature != 1.0, "top_k": self.top_k is not None,
+                         "top_p": self.top_p is not None, "seed": self.seed is not None}  # fmt: skip
+        ignored = [name for name, set_ in sampling_only.items() if set_ and self.strategy != "sample"]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} only change(s) sampling, but strategy is {self.strategy!r}. "
+                f"Fix: pass strategy='sample' (zoo generate: --strategy sample), or leave them out."
             )
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
@@ -101,6 +116,11 @@ class DecodingMixin:
 
     def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
+
+    def decoding_defaults(self) -> dict[str, Any]:
+        """This model's own defaults for ``generate`` (e.g. a translation model's length limits); the
+        options a caller passes override them."""
+        return {}
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return gather_rows(state, index)
@@ -125,12 +145,13 @@ class DecodingMixin:
     ) -> list[list[Hypothesis]]:
         """Decode a batch: ``src`` (B, S) for encoder-decoders, ``prompt`` (B, P >= 1) for language
         models (for encoder-decoders it defaults to <bos>). Returns, per input, its hypotheses
-        best first (``n_best`` of them). ``options``: the fields of ``DecodingOptions``.
+        best first (``n_best`` of them). ``options``: the fields of ``DecodingOptions``, over the
+        model's ``decoding_defaults()``.
         """
         from zoo.beam_search import beam_search
         from zoo.sequential_decoding import decode_sequentially
 
-        opts = DecodingOptions(**options)
+        opts = DecodingOptions(**{**self.decoding_defaults(), **options})
         opts.check()
         prompt = self._prompt(src, prompt)
         limits = self._length_limits(src, src_pad_mask, prompt, opts)
@@ -173,14 +194,22 @@ class DecodingMixin:
                 )
             max_len = room  # translation: max_len is only a ceiling
         limits = torch.full((batch_size,), max_len, dtype=torch.long)
-        if opts.max_len_a > 0:
+        if opts.max_len_a is not None or opts.max_len_b is not None:
             if src is None:
-                raise ValueError("max_len_a scales with the source length: it needs src")
+                raise ValueError("max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len.")
             src_len = (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
-            limits = (opts.max_len_a * src_len + opts.max_len_b).long().clamp(max=max_len)
+            limits = ((opts.max_len_a or 0) * src_len + (opts.max_len_b or 0)).long().clamp(max=max_len)
         if bool((limits < max(opts.min_len, 1)).any()):
-            raise ValueError(f"a length limit ({int(limits.min())}) is below min_len {opts.min_len} or 1")
+            raise ValueError(
+                f"a length limit ({int(limits.min())} tokens, from max_len {opts.max_len}, max_len_a {opts.max_len_a} and "
+                f"max_len_b {opts.max_len_b}) is below min_len {opts.min_len} or 1. Fix: raise max_len_b or max_len."
+            )
         return limits
+
+
+def decoding_steps(limits: torch.Tensor, opts: DecodingOptions) -> Iterable[int]:
+    """The step numbers of a decoding loop (up to the longest limit), counted on a progress bar if asked."""
+    return tqdm(range(int(limits.max())), disable=not opts.progress, unit="tok", file=sys.stderr, leave=False)
 
 
 def mask_early_eos(log_probs: torch.Tensor, step: int, min_len: int, eos_id: int | None) -> torch.Tensor:

@@ -11,14 +11,14 @@ safetensors + JSON, and ``.ckpt`` files load with ``weights_only=True``.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import lightning as L
 
 from datamodules.sources import CorpusError, cache_dir, download, url_cache_path
-from zoo.bundles import CONFIG, WEIGHTS, load_bundle
+from zoo.bundles import CHECKSUMS, CONFIG, WEIGHTS, load_bundle, sha256_of
 from zoo.checkpoints import CheckpointError, load_model
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained_bundles"
@@ -62,14 +62,6 @@ def load_local(path: str | Path) -> L.LightningModule:
     return load_bundle(path) if path.is_dir() else load_model(path)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_registered(name: str, entry: dict) -> L.LightningModule:
     location = entry["url"]
     if location.startswith("package:"):
@@ -105,7 +97,16 @@ def _load_url(url: str) -> L.LightningModule:
     for filename in {WEIGHTS, *tokenizers.values()}:
         if not (folder / filename).is_file():
             _download(f"{base}/{filename}", folder / filename, None)
-    return load_bundle(folder)
+    if not (folder / CHECKSUMS).is_file():
+        try:
+            download(f"{base}/{CHECKSUMS}", folder / CHECKSUMS, None)
+        except CorpusError:
+            pass  # an older bundle without one: load_bundle warns that it cannot be checked
+    try:
+        return load_bundle(folder)
+    except CheckpointError:
+        shutil.rmtree(folder)  # a damaged download is not kept: the next call fetches it again
+        raise
 
 
 def _download(url: str, target: Path, sha256: str | None) -> None:

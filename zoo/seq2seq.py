@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from datamodules.checks import require_dropout, require_positive
 from zoo.attention import Attention, AttentionKind
 from zoo.decoding import DecodingMixin
 from zoo.nested import Static
@@ -21,7 +22,7 @@ from zoo.translation_task import TranslationTask
 State = dict
 
 
-class Seq2Seq(DecodingMixin, TranslationTask, L.LightningModule):
+class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
     """RNN encoder-decoder with attention.
 
     The encoder (optionally bidirectional; hidden_size split across directions) runs on
@@ -78,6 +79,10 @@ class Seq2Seq(DecodingMixin, TranslationTask, L.LightningModule):
         test_beam_size: int = 5,
     ):
         super().__init__()
+        require_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, embedding_dim=embedding_dim,
+                         hidden_size=hidden_size, encoder_layers=encoder_layers, decoder_layers=decoder_layers,
+                         max_source_len=max_source_len, test_beam_size=test_beam_size)  # fmt: skip
+        require_dropout(dropout=dropout)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
         if bidirectional and hidden_size % 2:
@@ -88,6 +93,7 @@ class Seq2Seq(DecodingMixin, TranslationTask, L.LightningModule):
             raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.max_source_tokens = max_source_len  # zoo.translation_task
         self.luong = attention != "bahdanau"
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         directions = 2 if bidirectional else 1

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from zoo.decoding import DecodingOptions, Hypothesis, attention_of, length_penalty, mask_early_eos
+from zoo.decoding import DecodingOptions, Hypothesis, attention_of, decoding_steps, length_penalty, mask_early_eos
 
 
 def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):
     B, device = log_probs.shape[0], log_probs.device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(opts.seed if opts.seed is not None else int(torch.seed() % 2**63))
+    generator = None
+    if opts.strategy == "sample":
+        # Unseeded sampling draws its seed from the global generator (so seed_everything decides it), which
+        # it never re-seeds: torch.seed() here used to make every later dropout mask of a run unrepeatable.
+        seed = opts.seed if opts.seed is not None else int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=device).manual_seed(seed)
     limits = limits.to(device)
     out = torch.zeros(B, int(limits.max()), dtype=torch.long, device=device)
     lengths = torch.zeros(B, dtype=torch.long, device=device)
@@ -18,7 +22,7 @@ def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Ten
     attention = attention_of(state)
     attention_out = [[] for _ in range(B)] if opts.return_attention and attention is not None else None
     rows = torch.arange(B, device=device)  # the input each active row belongs to
-    for t in range(int(limits.max())):
+    for t in decoding_steps(limits, opts):
         allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
         token = choose(allowed, opts, generator)  # (R,)
         out[rows, t] = token

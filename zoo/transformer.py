@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.checks import require_dropout, require_positive
 from zoo.decoding import DecodingMixin
 from zoo.nested import Static
 from zoo.positional_encoding import PositionalEncoding, PositionalKind
@@ -22,7 +23,7 @@ from zoo.translation_task import TranslationTask
 State = dict
 
 
-class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
+class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
     """Encoder-decoder Transformer.
 
     Each decoding step runs one position through every layer, reusing the cached keys and
@@ -70,9 +71,14 @@ class Transformer(DecodingMixin, TranslationTask, L.LightningModule):
         test_beam_size: int = 5,
     ):
         super().__init__()
+        require_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, d_model=d_model, heads=heads,
+                         encoder_layers=encoder_layers, decoder_layers=decoder_layers, ffn_dim=ffn_dim,
+                         max_positions=max_positions, test_beam_size=test_beam_size)  # fmt: skip
+        require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.context_size = max_positions  # target positions for decoding (zoo.decoding)
+        self.max_source_tokens = max_positions  # source positions (zoo.translation_task)
         joint = src_vocab_size == tgt_vocab_size and src_tokenizer == tgt_tokenizer
         self.tgt_embedding = self._embedding(tgt_vocab_size)
         self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
+from datamodules.checks import require_dropout, require_positive
 from zoo.decoding import DecodingMixin
 from zoo.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.schedules import warmup_inverse_sqrt
@@ -44,6 +45,9 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         warmup_steps: int = 200,
     ):
         super().__init__()
+        require_positive(vocab_size=vocab_size, d_model=d_model, heads=heads, layers=layers, ffn_dim=ffn_dim,
+                         max_positions=max_positions)  # fmt: skip
+        require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
         self._init_language_model_task()

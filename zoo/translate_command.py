@@ -9,7 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from zoo.checkpoints import CheckpointError
+from zoo.decoding import DecodingOptions
 from zoo.pretrained import load_for_command
+from zoo.text_lines import InputError, one_line, read_lines
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 
@@ -17,8 +19,8 @@ PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo translate",
-        description="Translate sentences (one per line, from stdin or --input) with a translation model; "
-        "writes one line per input line (an empty line for an empty one).",
+        description="Translate sentences (one per line, from stdin or --input, UTF-8) with a translation model; "
+        "writes exactly one line per input line (an empty line for an empty one).",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len-b", type=int, default=None, help="see --max-len-a")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
+    parser.add_argument("--too-long", choices=["truncate", "skip", "error"], default="truncate",
+                        help="a line longer than the model reads: translate its first tokens (default), write an "
+                        "empty line, or stop before translating anything; either of the first two is reported on stderr")  # fmt: skip
     return parser
 
 
@@ -43,31 +48,50 @@ def translate_main(argv: list[str]) -> None:
                "n_best": args.n_best, "length_penalty": args.length_penalty}  # fmt: skip
     options.update({k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None})
     try:
+        DecodingOptions(**options).check()  # before loading anything
         model = load_for_command(
             args.checkpoint, args.pretrained, "translate_n_best", "does not translate. Fix: pass a translation "
             "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
         )
-        lines = (args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()).splitlines()
-        for line in translate_lines(model, lines, args.batch_size, options):
+        lines = read_lines(args.input)
+        name = str(args.input) if args.input else "standard input"
+        for line in translate_lines(model, lines, args.batch_size, options, args.too_long, name):
             sys.stdout.write(line + "\n")
     except (CheckpointError, ValueError, OSError) as error:
         parser.exit(2, f"zoo translate: error: {error}\n")
 
 
-def translate_lines(model, lines: list[str], batch_size: int, options: dict):
-    """Output lines in input order. Batches hold sentences of similar length (less padding);
-    empty input lines give empty output lines, so the output stays aligned with the input."""
+def translate_lines(model, lines: list[str], batch_size: int, options: dict, too_long: str = "truncate", name: str = "input"):
+    """Output lines in input order: exactly one per input line (``n_best`` lines 'i ||| text ||| score' with
+    ``n_best`` > 1). Batches hold sentences of similar length (less padding). A line with nothing to
+    translate gives an empty line; a line longer than the model reads (``max_source_tokens``) is, by
+    ``too_long``: ``truncate``d (its first tokens translated), ``skip``ped (an empty line) or an ``error``
+    raised before anything is translated; the first two are reported on stderr with the line number."""
+    lengths = model.source_lengths(lines) if lines else []
+    room = model.max_source_tokens - 1  # and one <eos>
+    long = [i for i, n in enumerate(lengths) if n > room]
+    if long and too_long == "error":
+        more = f" (and {len(long) - 1} more lines)" if len(long) > 1 else ""
+        raise InputError(
+            f"{name}, line {long[0] + 1}: {lengths[long[0]]} tokens, more than the {room} this model reads{more}. "
+            f"Fix: split the line, or --too-long truncate (translate its first {room} tokens) or skip (an empty line)."
+        )
+    for i in long:
+        done = f"translated its first {room}" if too_long == "truncate" else "skipped (an empty output line)"
+        print(f"zoo translate: {name}, line {i + 1}: {lengths[i]} tokens, more than the {room} this model reads; "
+              f"{done}.", file=sys.stderr)  # fmt: skip
+    skipped = set(long) if too_long == "skip" else set()
     outputs: list[list[tuple[str, float]]] = [[] for _ in lines]
-    todo = sorted((i for i, line in enumerate(lines) if line.strip()), key=lambda i: len(lines[i]))
+    todo = sorted((i for i, n in enumerate(lengths) if n and i not in skipped), key=lambda i: lengths[i])
     with tqdm(total=len(todo), unit="sent", disable=len(todo) < PROGRESS_ABOVE, file=sys.stderr) as progress:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            for i, n_best in zip(chunk, model.translate_n_best([lines[i] for i in chunk], **options)):
+            for i, n_best in zip(chunk, model.translate_n_best([lines[i] for i in chunk], truncate=True, **options)):
                 outputs[i] = n_best
             progress.update(len(chunk))
     for i, n_best in enumerate(outputs):
         if options["n_best"] == 1:
-            yield n_best[0][0] if n_best else ""
+            yield one_line(n_best[0][0]) if n_best else ""
         else:
             for text, score in n_best:
-                yield f"{i} ||| {text} ||| {score:.4f}"
+                yield f"{i} ||| {one_line(text)} ||| {score:.4f}"

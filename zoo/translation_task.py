@@ -1,7 +1,8 @@
 """What every translation model in the zoo shares: losses, BLEU, checks, and `translate`.
 
-A model mixes in ``TranslationTask`` after ``DecodingMixin`` and provides
-``sequence_loss(batch) -> (summed negative log-likelihood, number of target tokens)``.
+A model lists ``TranslationTask`` before ``DecodingMixin`` among its bases (its decoding_defaults win), provides
+``sequence_loss(batch) -> (summed negative log-likelihood, number of target tokens)`` and sets
+``max_source_tokens``, the longest source (<eos> included) it reads.
 Validation reports loss, perplexity and SacreBLEU (13a, detokenized hypotheses against the
 raw references) with greedy decoding; test reports SacreBLEU with beam search. BLEU is a
 torchmetrics metric, so it is reduced correctly across DDP ranks.
@@ -18,7 +19,7 @@ from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import decode
-from zoo.checkpoints import CheckpointError, ChecksCheckpointClass
+from zoo.checkpoints import ChecksCheckpointClass
 
 
 class TranslationTask(ChecksCheckpointClass):
@@ -34,17 +35,6 @@ class TranslationTask(ChecksCheckpointClass):
         if src is None or tgt is None:
             raise ValueError("this model was built without tokenizers: it translates token ids only (generate)")
         return Tokenizer.from_str(src), Tokenizer.from_str(tgt)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint whose vocabulary differs from this run's DataModule (before shapes clash)."""
-        saved = checkpoint.get("hyper_parameters", {})
-        for side in ("src", "tgt"):
-            theirs, ours = saved.get(f"{side}_tokenizer"), self.hparams.get(f"{side}_tokenizer")
-            if theirs is not None and ours is not None and theirs != ours:
-                raise CheckpointError(
-                    f"the checkpoint's {side} vocabulary differs from this run's data. Fix: use the data "
-                    f"settings it was trained with (source, pair, tokenizer, vocab_size, joint_vocab)."
-                )
 
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
         total, count = self.sequence_loss(batch)
@@ -78,46 +68,64 @@ class TranslationTask(ChecksCheckpointClass):
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test", self.test_nll, self.test_bleu)
 
+    def decoding_defaults(self) -> dict:
+        """Wherever this model decodes (generate, translate, validation, `zoo translate`), its length limit is
+        max_len_a * source length + max_len_b unless the caller says otherwise."""
+        return {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b}
+
     def _generate(self, src: torch.Tensor, src_pad_mask: torch.Tensor, **options):
-        """``generate`` with this model's length limits (max_len_a * source length + max_len_b) by default."""
-        limits = {"max_len_a": self.hparams.max_len_a, "max_len_b": self.hparams.max_len_b}
-        return self.generate(src.to(self.device), src_pad_mask.to(self.device), **{**limits, **options})
+        return self.generate(src.to(self.device), src_pad_mask.to(self.device), **options)
 
     def _decode_batch(self, batch: TranslationBatch, **options) -> list[str]:
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
         return [decode(self.tokenizers[1], hypotheses[0].tokens.tolist()) for hypotheses in results]
 
-    def _source_batch(self, sentences: list[str]):
-        """Raw sentences -> their source encodings and a padded batch; empty sentences are refused."""
-        empty = [i for i, s in enumerate(sentences) if not s.strip()]
+    def source_lengths(self, sentences: list[str]) -> list[int]:
+        """Source tokens per sentence (<eos> excluded): 0 for a sentence with nothing to translate."""
+        return [len(e.ids) for e in self.tokenizers[0].encode_batch(sentences)]
+
+    def _source_batch(self, sentences: list[str], truncate: bool):
+        """Raw sentences -> their source pieces and a padded batch. Empty sentences are refused; so are
+        sentences longer than the model reads (``max_source_tokens``), unless ``truncate``."""
+        encoded = self.tokenizers[0].encode_batch(sentences)
+        empty = [i for i, e in enumerate(encoded) if not e.ids]
         if empty:
             raise ValueError(f"source sentence(s) {empty} are empty: there is nothing to translate.")
-        encoded = self.tokenizers[0].encode_batch(sentences)
-        return encoded, collate_pairs([{"src_ids": e.ids, "tgt_ids": []} for e in encoded])
+        room = self.max_source_tokens - 1  # and one <eos>
+        long = [i for i, e in enumerate(encoded) if len(e.ids) > room]
+        if long and not truncate:
+            raise ValueError(
+                f"source sentence {long[0]} has {len(encoded[long[0]].ids)} tokens, more than the {room} this model "
+                f"reads. Fix: split it, or pass truncate=True to translate its first {room} tokens."
+            )
+        pieces = [e.tokens[:room] for e in encoded]
+        return pieces, collate_pairs([{"src_ids": e.ids[:room], "tgt_ids": []} for e in encoded])
 
     @torch.no_grad()
-    def translate(self, sentences: list[str], **options) -> list[str]:
-        """Translate raw sentences (one batch); ``options`` as for ``generate`` (greedy by default)."""
-        return [n_best[0][0] for n_best in self.translate_n_best(sentences, **options)]
+    def translate(self, sentences: list[str], truncate: bool = False, **options) -> list[str]:
+        """Translate raw sentences (one batch); ``options`` as for ``generate`` (greedy by default).
+        ``truncate``: translate the first ``max_source_tokens - 1`` tokens of a longer sentence instead of refusing it."""
+        return [n_best[0][0] for n_best in self.translate_n_best(sentences, truncate, **options)]
 
     @torch.no_grad()
-    def translate_n_best(self, sentences: list[str], **options) -> list[list[tuple[str, float]]]:
+    def translate_n_best(self, sentences: list[str], truncate: bool = False, **options) -> list[list[tuple[str, float]]]:
         """Per sentence, its ``n_best`` translations (beam search) with their scores, best first."""
-        _, batch = self._source_batch(sentences)
+        _, batch = self._source_batch(sentences, truncate)
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
         return [[(decode(self.tokenizers[1], h.tokens.tolist()), h.score) for h in hypotheses] for hypotheses in results]
 
     @torch.no_grad()
-    def translate_with_attention(self, sentences: list[str], **options) -> list[tuple[str, dict]]:
+    def translate_with_attention(self, sentences: list[str], truncate: bool = False, **options) -> list[tuple[str, dict]]:
         """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
         "attention": (target pieces, source pieces) weights} (attention None for models without)."""
-        encoded, batch = self._source_batch(sentences)
+        pieces, batch = self._source_batch(sentences, truncate)
         tgt_tok = self.tokenizers[1]
         results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": True, **options})
         out = []
-        for e, hypotheses in zip(encoded, results):
+        for src_pieces, hypotheses in zip(pieces, results):
             best = hypotheses[0]
-            pieces = [tgt_tok.id_to_token(i) for i in best.tokens.tolist()]
-            attention = None if best.attention is None else best.attention[:, : len(e.ids) + 1].cpu()  # + <eos>
-            out.append((decode(tgt_tok, best.tokens.tolist()), {"src": e.tokens + ["<eos>"], "tgt": pieces, "attention": attention}))
+            tgt_pieces = [tgt_tok.id_to_token(i) for i in best.tokens.tolist()]
+            attention = None if best.attention is None else best.attention[:, : len(src_pieces) + 1].cpu()  # + <eos>
+            source = {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
+            out.append((decode(tgt_tok, best.tokens.tolist()), source))
         return out

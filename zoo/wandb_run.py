@@ -30,6 +30,16 @@ def default_to_offline() -> bool:
     return True
 
 
+def unused_path(path: Path, text: str) -> Path:
+    """``path``, or, when a file with other content is already there (a user's, or another run's), the first
+    free ``<stem>-N<suffix>`` beside it: a run never overwrites a file it did not write."""
+    candidate, n = path, 0
+    while candidate.exists() and candidate.read_text(errors="replace") != text:
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 class ConfigToLoggerCallback(SaveConfigCallback):
     """Sends the full nested CLI config to the logger once and saves the YAML with the run.
 
@@ -56,8 +66,9 @@ class ConfigToLoggerCallback(SaveConfigCallback):
             else:
                 logger.log_hyperparams(yaml.safe_load(text))
         if not trainer.loggers:  # (not trainer.log_dir: it is a collective, and this runs on rank 0 only)
-            Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
-            (Path(trainer.default_root_dir) / self.config_filename).write_text(text)
+            path = unused_path(Path(trainer.default_root_dir) / self.config_filename, text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         for logger in trainer.loggers:
