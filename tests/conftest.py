@@ -1,3 +1,4 @@
+import io
 import os
 import random
 import subprocess
@@ -85,19 +86,22 @@ def _zoo_env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
 
 
-def zoo_here(*args: str) -> tuple[int, str]:
+def zoo_here(*args: str, stdin: str | None = None) -> tuple[int, str]:
     """`zoo ARGS` in this process (no start-up cost): (exit status, the error message it exited with, or "");
     what it printed is left to capsys."""
     from zoo.cli import main
 
     argv, sys.argv = sys.argv, ["zoo"]  # pytest's own arguments are not the command's
     environ = dict(os.environ)  # Lightning and W&B leave variables behind that later `zoo` processes would inherit
+    real_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
     try:
         main(list(args))
     except SystemExit as done:
         return (1, done.code) if isinstance(done.code, str) else (done.code or 0, "")
     finally:
-        sys.argv = argv
+        sys.argv, sys.stdin = argv, real_stdin
         os.environ.clear()
         os.environ.update(environ)
     return 0, ""

@@ -6,17 +6,19 @@ stream at batch size 1, the state carried (stateful) or reset every seq_len (sta
 """
 
 import lightning as L
+import pytest
 
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
 from datamodules.long_dependency import KEYS, long_dependency_text, recall_accuracy
+from tests.conftest import SEED
 from zoo import CharRNN
 
 SEQ_LEN = 10
 
 
 def train(corpus, data_mode: str) -> CharRNN:
-    L.seed_everything(0)
+    L.seed_everything(SEED)
     dm = CharDataModule(str(corpus), mode=data_mode, seq_len=SEQ_LEN, batch_size=32)
     model = CharRNN(dm.vocab_size, dm.vocab, hidden_size=64, num_layers=1, learning_rate=1e-2)
     callback = HiddenStateCallback("preserve" if data_mode == "stateful" else "reset")
@@ -27,6 +29,7 @@ def train(corpus, data_mode: str) -> CharRNN:
     return model.eval()
 
 
+@pytest.mark.trains
 def test_stateful_training_remembers_past_seq_len_and_stateless_stays_at_chance(tmp_path):
     corpus = tmp_path / "long_dependency.txt"
     corpus.write_text(long_dependency_text(120_000, max_gap=3 * SEQ_LEN, seed=0))

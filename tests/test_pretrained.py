@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from tests.conftest import run_zoo, save_checkpoint
+from tests.conftest import save_checkpoint, zoo_here
 from zoo import CharRNN, CheckpointError, load_pretrained
 from zoo.bundles import export_bundle, sha256_of, write_checksums
 
@@ -53,7 +53,7 @@ def test_float16_bundle_is_half_the_size_and_loads_as_float32(tmp_path, char_rnn
     torch.testing.assert_close(loaded(tokens)[0], char_rnn(tokens)[0], atol=2e-2, rtol=0)
 
 
-def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_whole(tmp_path, char_rnn, translator):
+def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_whole(tmp_path, char_rnn, translator, capsys):
     out = tmp_path / "bundle"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -63,10 +63,9 @@ def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_who
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), out, force=True)
     assert "tokenizer.json" in {p.name for p in out.iterdir()} and not (out / "notes.txt").exists()
-    done = run_zoo("export", "--checkpoint", str(checkpoint), "--out", str(out))  # a char-RNN over the translator
-    assert done.returncode == 2 and "--force" in done.stderr
-    done = run_zoo("export", "--checkpoint", str(checkpoint), "--out", str(out), "--force")
-    assert done.returncode == 0, done.stderr
+    code, _ = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(out))  # a char-RNN over the translator
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(out), "--force") == (0, "")
     # Replaced whole: the translator's tokenizer did not stay behind in the char-RNN's bundle.
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial or replaced folders left
@@ -167,43 +166,47 @@ def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
         load_pretrained(edited("model.safetensors", weights[: len(weights) // 2]))
 
 
-def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translator):
-    checkpoint = save_checkpoint(translator, tmp_path / "t.ckpt")
-    done = run_zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", stdin="a man runs\n\nthe red ball\n")
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.split("\n")
+# The inference commands below run in this process (zoo_here): each subprocess start-up costs seconds, and
+# test_cli and test_transformer already run `zoo` as a separate process end to end.
+
+
+def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translator, capsys):
+    checkpoint = str(save_checkpoint(translator, tmp_path / "t.ckpt"))
+    assert zoo_here("translate", "--checkpoint", checkpoint, "--beam-size", "3", stdin="a man runs\n\nthe red ball\n") == (0, "")
+    lines = capsys.readouterr().out.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # three outputs, the empty one kept
-    assert lines[0] == translator.translate(["a man runs"], strategy="beam", beam_size=3)[0]
-    done = run_zoo("translate", "--checkpoint", str(checkpoint), "--beam-size", "3", "--n-best", "2", stdin="a man runs\nthe dog\n")
-    rows = [line.split(" ||| ") for line in done.stdout.splitlines()]
-    assert [r[0] for r in rows] == ["0", "0", "1", "1"] and float(rows[0][2]) >= float(rows[1][2])
+    assert [lines[0], lines[2]] == translator.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)
+    options = ("--beam-size", "3", "--n-best", "2")
+    assert zoo_here("translate", "--checkpoint", checkpoint, *options, stdin="a man runs\nthe dog\n") == (0, "")
+    rows = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
+    expected = translator.translate_n_best(["a man runs", "the dog"], strategy="beam", beam_size=3, n_best=2)
+    assert rows == [[str(i), text, f"{score:.4f}"] for i, n_best in enumerate(expected) for text, score in n_best]
+    assert all(n_best[0][1] >= n_best[1][1] for n_best in expected)
 
 
-def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator):
-    done = run_zoo("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
-    assert done.returncode == 2 and "CharRNN, which does not translate" in done.stderr
-    done = run_zoo("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
-    assert done.returncode == 2 and "Transformer, which does not continue text" in done.stderr
+def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator, capsys):
+    code, _ = zoo_here("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
+    assert code == 2 and "CharRNN, which does not translate" in capsys.readouterr().err
+    code, _ = zoo_here("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
+    assert code == 2 and "Transformer, which does not continue text" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="holds a zoo.transformer.Transformer, not a CharRNN"):
         CharRNN.load_from_checkpoint(tmp_path / "t.ckpt")
 
 
-def test_the_shipped_char_rnn_generates_shakespeare_offline():
-    done = run_zoo("generate", "--pretrained", "char-rnn-shakespeare", "--prompt", "ROMEO:", "--length", "300", "--seed", "1",
-               "--temperature", "0.7")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    text = done.stdout
-    assert text.startswith("ROMEO:") and len(text) > 300
+def test_the_shipped_char_rnn_generates_shakespeare_offline(capsys):
+    options = ("--prompt", "ROMEO:", "--length", "300", "--seed", "1", "--temperature", "0.7")
+    assert zoo_here("generate", "--pretrained", "char-rnn-shakespeare", *options) == (0, "")
+    text = capsys.readouterr().out
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 300 + 1
     words = [w.strip(".,;:!?'") for w in text.split()]
     common = {"the", "and", "to", "of", "i", "my", "you", "that", "a", "is", "in", "not", "me", "with", "it", "be"}
     assert sum(w.lower() in common for w in words) >= 0.15 * len(words)  # English-like, not character soup
 
 
-def test_the_shipped_translator_translates_offline():
-    done = run_zoo("translate", "--pretrained", "transformer-multi30k-en-fr",
-               stdin="A man is riding a bike.\n\nTwo dogs are playing in the snow.\n")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.split("\n")
+def test_the_shipped_translator_translates_offline(capsys):
+    sentences = "A man is riding a bike.\n\nTwo dogs are playing in the snow.\n"
+    assert zoo_here("translate", "--pretrained", "transformer-multi30k-en-fr", stdin=sentences) == (0, "")
+    lines = capsys.readouterr().out.split("\n")
     assert lines[1] == "" and len(lines) == 4  # one line per input line, the empty one kept
     assert {"homme", "vélo"} <= set(lines[0].lower().replace(".", "").split())
     assert {"chiens", "neige"} <= set(lines[2].lower().replace(".", "").split())

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from tests.conftest import only, run_zoo
+from tests.conftest import only, run_zoo, zoo_here
 from zoo import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_fit_then_test_a_seq2seq_checkpoint(toy_folder):
+def test_fit_then_test_a_seq2seq_checkpoint(toy_folder, monkeypatch, capsys):
     work = toy_folder.parent
     config = str(REPO / "configs" / "seq2seq" / "multi30k_en_fr_luong.yaml")
     data = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx",
@@ -20,9 +20,10 @@ def test_fit_then_test_a_seq2seq_checkpoint(toy_folder):
     assert fit.returncode == 0, fit.stderr[-3000:]
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
 
-    test = run_zoo("test", "--config", config, *data, *tiny, "--ckpt_path", str(last), cwd=work)
-    assert test.returncode == 0, test.stderr[-3000:]
-    assert "test/bleu" in test.stdout
+    # `zoo test` in this process (fit above ran as a user's separate process), without W&B here.
+    monkeypatch.chdir(work)
+    assert zoo_here("test", "--config", config, *data, *tiny, "--trainer.logger", "false", "--ckpt_path", str(last)) == (0, "")
+    assert "test/bleu" in capsys.readouterr().out
 
     model = load_model(last)  # no DataModule, no config
     assert model.hparams.attention == "general" and model.hparams.src_vocab_size <= 100
@@ -33,6 +34,6 @@ def test_fit_then_test_a_seq2seq_checkpoint(toy_folder):
     assert [score for _, score in hypotheses] == sorted((score for _, score in hypotheses), reverse=True)
 
     other = ["--data.init_args.vocab_size", "60"]  # a different vocabulary than the checkpoint's
-    mismatch = run_zoo("test", "--config", config, *data, *tiny, *other, "--ckpt_path", str(last), cwd=work)
-    assert mismatch.returncode != 0 and "was trained on other data" in mismatch.stderr
-    assert "Traceback" not in mismatch.stderr
+    code, message = zoo_here("test", "--config", config, *data, *tiny, *other, "--ckpt_path", str(last))
+    assert code != 0 and "was trained on other data" in message
+    assert "Traceback" not in capsys.readouterr().err

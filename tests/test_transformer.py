@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datamodules.collate import collate_pairs
-from tests.conftest import SEED, only, run_zoo, save_checkpoint
+from tests.conftest import SEED, only, run_zoo, save_checkpoint, zoo_here
 from tests.toy_tasks import reverse_task, train_until
 from tests.wandb_records import history_rows
 from zoo.positional_encoding import sinusoidal_table
@@ -84,7 +84,7 @@ def test_learns_to_reverse_strings():
     assert score >= 0.95, f"exact match {score:.3f} after {steps} steps"
 
 
-def test_zoo_fit_then_test_a_transformer(toy_folder):
+def test_zoo_fit_then_test_a_transformer(toy_folder, monkeypatch, capsys):
     from pathlib import Path
 
     from zoo import load_model
@@ -100,8 +100,9 @@ def test_zoo_fit_then_test_a_transformer(toy_folder):
     logged = {key for row in history_rows(only(work.glob("runs/wandb/offline-run-*/run-*.wandb"))) for key in row}
     assert {"val/bleu", "translations/_type", "attention/0/_type"} <= logged, sorted(logged)  # TranslationSamplesCallback
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
-    test = run_zoo("test", "--config", config, *args, "--ckpt_path", str(last), cwd=work)
-    assert test.returncode == 0 and "test/bleu" in test.stdout, test.stderr[-3000:]
+    monkeypatch.chdir(work)  # `zoo test` in this process (fit above ran as a user's separate process), without W&B
+    assert zoo_here("test", "--config", config, *args, "--trainer.logger", "false", "--ckpt_path", str(last)) == (0, "")
+    assert "test/bleu" in capsys.readouterr().out
     model = load_model(last)
     same = Transformer.load_from_checkpoint(last).eval()  # Lightning's own loader: no DataModule, no config
     assert same.translate(["a man runs"]) == model.translate(["a man runs"])
@@ -201,7 +202,7 @@ def test_decoder_only_lm_cached_generation_matches_full_pass():
             assert best.log_prob == pytest.approx(float(log_probs.gather(1, best.tokens[:, None]).sum()), abs=1e-4)
 
 
-def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus):
+def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus, monkeypatch, capsys):
     from pathlib import Path
 
     work = small_corpus.parent
@@ -210,11 +211,13 @@ def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus):
             "--model.init_args.d_model", "32", "--model.init_args.heads", "2", "--model.init_args.layers", "1",
             "--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
             "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    fit = run_zoo("fit", "--config", config, *args, cwd=work)
-    assert fit.returncode == 0, fit.stderr[-3000:]
-    (last,) = work.glob("runs/seq-zoo/*/checkpoints/last.ckpt")
-    out = run_zoo("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0", cwd=work)
-    assert out.returncode == 0 and out.stdout.startswith("ROMEO:") and len(out.stdout) >= 46, out.stderr[-2000:]
+    monkeypatch.chdir(work)  # in this process, without W&B: test_cli and the Transformer test run `zoo fit` apart
+    assert zoo_here("fit", "--config", config, *args, "--trainer.logger", "false") == (0, "")
+    last = only(work.glob("checkpoints/last.ckpt"))
+    capsys.readouterr()
+    assert zoo_here("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0") == (0, "")
+    out = capsys.readouterr().out
+    assert out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 40 + 1
 
 
 def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
