@@ -83,20 +83,25 @@ DATA_LINKED = ("vocab", "vocab_size", "src_vocab_size", "tgt_vocab_size", "src_t
 FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run without --ckpt_path."
 
 
+def check_class(checkpoint: dict[str, Any], class_path: str, path: str | Path, fix: str = FIX_RESUME) -> None:
+    """Refuse a checkpoint of another model class than ``class_path`` (compared by class name, so that
+    ``zoo.CharRNN`` and ``zoo.char_rnn.CharRNN`` are one class)."""
+    saved = checkpoint.get("hyper_parameters", {}).get("_class_path")
+    if saved and saved.rpartition(".")[2] != class_path.rpartition(".")[2]:
+        raise CheckpointError(f"{path} holds a {saved}, not a {class_path}. {fix}")
+
+
 def check_compatible(checkpoint: dict[str, Any], model: L.LightningModule, path: str | Path) -> None:
     """Refuse, naming the difference, a checkpoint that ``model`` cannot continue from: another model class,
     another vocabulary or tokenizer (even of the same size), or weights of other shapes."""
-    saved = checkpoint.get("hyper_parameters", {})
-    class_path = saved.get("_class_path")
-    if class_path and class_path.rpartition(".")[2] != type(model).__name__:
-        raise CheckpointError(f"{path} holds a {class_path}, but this run's model is a {type(model).__name__}. {FIX_RESUME}")
-    ours = dict(model.hparams)
+    check_class(checkpoint, type(model).__name__, path)
+    saved, ours = checkpoint.get("hyper_parameters", {}), dict(model.hparams)
     for key in DATA_LINKED:
         if saved.get(key) is not None and ours.get(key) is not None and saved[key] != ours[key]:
             raise CheckpointError(
-                f"{path} was trained on other data: its {key} differs from this run's data ({_difference(key, saved[key], ours[key])}). "
-                f"Fix: use the data settings it was trained with (source, tokenizer, vocab_size), or start a new run "
-                f"without --ckpt_path."
+                f"{path} was trained on other data: its {key} differs from this run's data "
+                f"({_difference(key, saved[key], ours[key])}). Fix: use the data settings it was trained with "
+                f"(source, tokenizer, vocab_size), or start a new run without --ckpt_path."
             )
     weights, own = checkpoint.get("state_dict", {}), model.state_dict()
     clash = sorted(set(weights) ^ set(own)) or [k for k in weights if weights[k].shape != own[k].shape]
@@ -123,12 +128,8 @@ class ChecksCheckpointClass:
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
-        class_path = read_checkpoint(checkpoint_path).get("hyper_parameters", {}).get("_class_path")
-        if class_path and class_path.rpartition(".")[2] != cls.__name__:
-            raise CheckpointError(
-                f"{checkpoint_path} holds a {class_path}, not a {cls.__name__}. Fix: load it with "
-                f"{class_path.rpartition('.')[2]}.load_from_checkpoint, or with zoo.load_model (any zoo model)."
-            )
+        fix = "Fix: load it with its own class's load_from_checkpoint, or with zoo.load_model (any zoo model)."
+        check_class(read_checkpoint(checkpoint_path), cls.__name__, checkpoint_path, fix)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -20,7 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from zoo.checkpoints import CheckpointError, check_compatible, read_checkpoint
+from zoo.checkpoints import check_class, check_compatible, read_checkpoint
 from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
@@ -30,6 +30,10 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "export": ("zoo.export_command", "export_main"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
+# CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
+USER_ERRORS = (ValueError, OSError, MisconfigurationException)
+LIBRARY_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("zoo", "datamodules", "callbacks")]
 HELP = """usage: zoo COMMAND [options]       (zoo COMMAND --help: that command's options)
 
 Train, evaluate and use sequence models. Every training run is one YAML file (configs/);
@@ -120,16 +124,9 @@ class ZooCLI(LightningCLI):
         """Lightning rebuilds the model a --ckpt_path names, whatever class the config chose: a Transformer
         checkpoint would silently turn a char-RNN run into a Transformer run. Refuse another class here (and
         read the file with a clear error if it is damaged) before Lightning does so."""
-        checkpoint = self.resumed_checkpoint
-        if checkpoint is not None:
+        if self.resumed_checkpoint is not None:
             config = self.config[self.config.subcommand]
-            saved = checkpoint.get("hyper_parameters", {}).get("_class_path", "")
-            chosen = config.model.class_path
-            if saved and saved.rpartition(".")[2] != chosen.rpartition(".")[2]:
-                raise CheckpointError(
-                    f"{config.ckpt_path} holds a {saved}, but this run's model is a {chosen}. "
-                    f"Fix: run with the config that trained it, or start a new run without --ckpt_path."
-                )
+            check_class(self.resumed_checkpoint, config.model.class_path, config.ckpt_path)
         super()._parse_ckpt_path()
 
     def _before_run(self) -> None:
@@ -146,16 +143,10 @@ class ZooCLI(LightningCLI):
 
     before_fit = before_validate = before_test = before_predict = _before_run
 
-
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
         if checkpoint is not None and self.trainer.is_global_zero:
             print(f"checkpoints: best {checkpoint.best_model_path or '-'} | last {checkpoint.last_model_path or '-'}")
-
-
-# Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
-# CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
-USER_ERRORS = (ValueError, OSError, MisconfigurationException)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,9 +176,6 @@ def _raised_in_this_library(error: BaseException) -> bool:
         frame = frame.tb_next
     path = Path(frame.tb_frame.f_code.co_filename).resolve() if frame is not None else None
     return path is not None and any(path.is_relative_to(package) for package in LIBRARY_PACKAGES)
-
-
-LIBRARY_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("zoo", "datamodules", "callbacks")]
 
 
 def run_command(args: list[str], argv: list[str] | None) -> None:
