@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
 from zoo import CharRNN
-from zoo.nested import map_tensors
+from zoo.generation.nested import map_tensors
 
 WARMUP = 3
 

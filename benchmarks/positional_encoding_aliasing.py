@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.positional_encoding import sinusoidal_table
+from zoo.modules.positional_encoding import sinusoidal_table
 
 FAST_DIMS = 8  # the four fastest-turning pairs, where the folds show
 NEAR = 0.25  # adjacent positions are 1.74 apart there

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from datamodules.parallel_corpus import load_parallel
 from seq2seq_bleu import translate_all  # the sibling script
 from zoo import load_model
-from zoo.checkpoint_averaging import average_checkpoints
+from zoo.hub.checkpoint_averaging import average_checkpoints
 from zoo.cli import ZooCLI
 
 CASED, LOWERCASED = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True)

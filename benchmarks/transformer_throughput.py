@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback
 
 from datamodules import TranslationDataModule
 from zoo import Transformer
-from zoo.schedules import warmup_inverse_sqrt
+from zoo.modules.schedules import warmup_inverse_sqrt
 
 WARMUP = 3
 SIZES = dict(d_model=256, heads=4, encoder_layers=3, decoder_layers=3, ffn_dim=1024, dropout=0.1)

@@ -28,7 +28,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from datamodules.training_position import training_position
-from zoo.nested import map_tensors
+from zoo.generation.nested import map_tensors
 
 
 class HiddenStateCallback(Callback):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed
-import matplotlib.pyplot as plt
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
@@ -21,7 +17,12 @@ def draw_attention(axes, src_pieces: list[str], tgt_pieces: list[str], weights, 
 
 
 def attention_figure(src_pieces: list[str], tgt_pieces: list[str], weights, title: str = ""):
-    figure, axes = plt.subplots(figsize=(1 + 0.45 * len(src_pieces), 1 + 0.4 * len(tgt_pieces)))
+    # A Figure of its own, not pyplot's: no backend to choose (importing callbacks changes no global
+    # setting), nothing to close, and it renders without a display.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1 + 0.45 * len(src_pieces), 1 + 0.4 * len(tgt_pieces)))
+    axes = figure.subplots()
     draw_attention(axes, src_pieces, tgt_pieces, weights, title)
     figure.tight_layout()
     return figure
@@ -53,5 +54,3 @@ class TranslationSamplesCallback(Callback):
             logger.log_text("translations", columns=["epoch", "source", "reference", "hypothesis"], data=self.rows)
             for i, figure in enumerate(images):  # one key per sentence: the maps differ in size
                 logger.log_image(f"attention/{i}", images=[figure], step=trainer.global_step)
-        for figure in images:
-            plt.close(figure)

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DistributedSampler
 
-from zoo.atomic_checkpoint_io import AtomicCheckpointIO
+from zoo.hub.atomic_checkpoint_io import AtomicCheckpointIO
 
 
 class RecordBatches(Callback):

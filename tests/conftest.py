@@ -115,8 +115,9 @@ def only(paths):
 
 def save_checkpoint(model, path):
     """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
-    cls = type(model)
-    hparams = {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__qualname__}"}
+    from zoo.hub.checkpoints import public_class_path
+
+    hparams = {**model.hparams, "_class_path": public_class_path(type(model))}
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 3, "global_step": 99,
                   "pytorch-lightning_version": lightning.__version__}  # fmt: skip
     torch.save(checkpoint, path)

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from zoo import CharRNN
-from zoo.decoding import DecodingMixin, length_penalty
-from zoo.nested import Static
+from zoo.generation.decoding import DecodingMixin
+from zoo.generation.options import length_penalty
+from zoo.generation.nested import Static
 
 EOS, A, B, BOS = 0, 1, 2, 3
 

@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import REPO, save_checkpoint, zoo_here
 from zoo import CharRNN
-from zoo.bundles import export_bundle
+from zoo.hub.bundles import export_bundle
 
 STATEFUL = str(REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml")
 SEQ2SEQ = str(REPO / "configs" / "seq2seq" / "multi30k_en_fr_bahdanau.yaml")

@@ -16,7 +16,7 @@ from jsonargparse import ArgumentParser
 from lightning import LightningDataModule
 
 from tests.conftest import run_zoo, start_zoo
-from zoo.checkpoints import read_checkpoint
+from zoo.hub.checkpoints import read_checkpoint
 
 STEPS = 14
 
@@ -138,7 +138,7 @@ def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch, small_corpus):
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-    from zoo.atomic_checkpoint_io import AtomicCheckpointIO
+    from zoo.hub.atomic_checkpoint_io import AtomicCheckpointIO
     from zoo.cli import ZooCLI
 
     target = tmp_path / "checkpoints" / "last.ckpt"

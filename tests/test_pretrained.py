@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import save_checkpoint, zoo_here
 from zoo import CharRNN, CheckpointError, load_pretrained
-from zoo.bundles import export_bundle, sha256_of, write_checksums
+from zoo.hub.bundles import export_bundle, sha256_of, write_checksums
 
 VOCAB = "\nabcdefgh ."
 
@@ -84,7 +84,7 @@ def test_a_bundle_with_one_flipped_byte_is_refused(tmp_path, translator, name):
 
 
 def test_the_shipped_bundles_carry_their_checksums():
-    from zoo.pretrained import PACKAGE_DIR, registry
+    from zoo.hub.pretrained import PACKAGE_DIR, registry
 
     for name, entry in registry().items():
         listed = (PACKAGE_DIR / name / "SHA256SUMS").read_text().split()
@@ -93,7 +93,7 @@ def test_the_shipped_bundles_carry_their_checksums():
 
 def registry_entry(folder, url):
     files = {p.name: sha256_of(p) for p in folder.iterdir() if p.name != "README.md"}
-    return {"url": url, "class_path": "zoo.char_rnn.CharRNN", "description": "test", "files": files}
+    return {"url": url, "class_path": "zoo.models.char_rnn.CharRNN", "description": "test", "files": files}
 
 
 def test_registered_bundle_downloads_once_into_the_cache(tmp_path, char_rnn):
@@ -189,7 +189,7 @@ def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, t
     assert code == 2 and "CharRNN, which does not translate" in capsys.readouterr().err
     code, _ = zoo_here("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
     assert code == 2 and "Transformer, which does not continue text" in capsys.readouterr().err
-    with pytest.raises(CheckpointError, match="holds a zoo.transformer.Transformer, not a CharRNN"):
+    with pytest.raises(CheckpointError, match="holds a zoo.Transformer, not a CharRNN"):
         CharRNN.load_from_checkpoint(tmp_path / "t.ckpt")
 
 

@@ -83,7 +83,7 @@ SHOWS = {
     "class TinyGRULM": r"trained 20 steps, carried state detached: True",
     "BucketBatchSampler": r"^\d+ batches; the first is \(\d+, \d+\) and \(\d+, \d+\)$",
     "class MyCharLM": r"^(\[\(\[[\d, ]+\], -\d+\.\d+\), \(\[[\d, ]+\], -\d+\.\d+\)\]\n){2}tensor\(\[[\d, ]+\]\)$",
-    "from zoo.attention import Attention": r"torch.Size\(\[2, 128\]\) tensor\(\[1.0+, 1.0+\].*\) tensor\(\[0., 0.\].*\)\ntorch.Size\(\[2, 3, 128\]\)",
+    "from zoo.modules.attention import Attention": r"torch.Size\(\[2, 128\]\) tensor\(\[1.0+, 1.0+\].*\) tensor\(\[0., 0.\].*\)\ntorch.Size\(\[2, 3, 128\]\)",
 }
 
 

@@ -46,7 +46,7 @@ def test_another_model_class_is_refused_before_a_wandb_run_starts(trained, small
     transformer = save_checkpoint(translator, tmp_path / "transformer.ckpt")
     message = refuse(capsys, "--data.init_args.source", str(small_corpus), "--trainer.logger.init_args.save_dir",
                      str(tmp_path / "runs"), "--ckpt_path", str(transformer))  # fmt: skip
-    assert "holds a zoo.transformer.Transformer, not a zoo.CharRNN" in message
+    assert "holds a zoo.Transformer, not a zoo.CharRNN" in message
     assert not (tmp_path / "runs").exists()  # no W&B run was started (let alone continued)
 
 

@@ -9,7 +9,7 @@ from datamodules.collate import collate_pairs
 from tests.conftest import SEED
 from tests.toy_tasks import reverse_task, train_until, training_steps
 from zoo import Seq2Seq
-from zoo.attention import Attention
+from zoo.modules.attention import Attention
 
 KINDS = ["bahdanau", "dot", "general", "concat"]
 

@@ -9,8 +9,8 @@ from datamodules.collate import collate_pairs
 from tests.conftest import SEED, only, run_zoo, save_checkpoint, zoo_here
 from tests.toy_tasks import reverse_task, train_until
 from tests.wandb_records import history_rows
-from zoo.positional_encoding import sinusoidal_table
-from zoo.transformer import Transformer
+from zoo.modules.positional_encoding import sinusoidal_table
+from zoo.models.transformer import Transformer
 
 
 def tiny(seed=0, **kwargs):
@@ -132,7 +132,7 @@ def copy_feed_forward_and_norms(ours, theirs, n_norms):
 def test_layers_match_torch_reference_layers(norm_first):
     from torch import nn
 
-    from zoo.transformer_layers import DecoderLayer, EncoderLayer
+    from zoo.modules.transformer_layers import DecoderLayer, EncoderLayer
 
     torch.manual_seed(0)
     D, H, F = 16, 4, 32
@@ -161,7 +161,7 @@ def test_layers_match_torch_reference_layers(norm_first):
 def test_attention_weights_match_torch_and_decoding_reports_them_unchanged():
     from torch import nn
 
-    from zoo.multi_head_attention import MultiHeadAttention
+    from zoo.modules.multi_head_attention import MultiHeadAttention
 
     torch.manual_seed(0)
     theirs, ours = nn.MultiheadAttention(16, 4, batch_first=True).eval(), MultiHeadAttention(16, 4)
@@ -222,8 +222,8 @@ def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus, monkeypat
 
 def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
     from zoo import CheckpointError, Transformer, load_model
-    from zoo.checkpoint_averaging import average_checkpoints
-    from zoo.checkpoints import read_checkpoint
+    from zoo.hub.checkpoint_averaging import average_checkpoints
+    from zoo.hub.checkpoints import read_checkpoint
 
     first, second = tiny(), tiny()
     with torch.no_grad():
@@ -241,7 +241,7 @@ def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
 
 
 def test_decoding_lengths_respect_the_models_positions():
-    from zoo.transformer_lm import TransformerLM
+    from zoo.models.transformer_lm import TransformerLM
 
     lm = TransformerLM(5, "\nabcd", d_model=16, heads=2, layers=1, ffn_dim=32, max_positions=20).eval()
     prompt = torch.tensor([[1, 2, 3]])

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zoo.cli import main
-from zoo.text_lines import LINE_BREAKS, read_lines
-from zoo.translate_command import translate_lines
+from zoo.cli.text_lines import LINE_BREAKS, read_lines
+from zoo.cli.translate import translate_lines
 
 GREEDY = {"strategy": "greedy", "n_best": 1, "max_len": 6}
 # Any character but the line end itself (and lone surrogates, which no UTF-8 text holds): U+2028, U+0085,

@@ -1,11 +1,41 @@
-"""The model zoo: LightningModules, their layers, decoding, checkpoints and the `zoo` CLI."""
+"""The model zoo: sequence models as LightningModules, with decoding, checkpoints, bundles and the `zoo` CLI.
 
-from zoo.char_rnn import CharRNN
-from zoo.checkpoints import CheckpointError, load_model
-from zoo.decoding import DecodingMixin
-from zoo.pretrained import load_pretrained
-from zoo.seq2seq import Seq2Seq
-from zoo.transformer import Transformer
-from zoo.transformer_lm import TransformerLM
+    zoo/models/      CharRNN, Seq2Seq, Transformer, TransformerLM: the LightningModules
+    zoo/tasks/       what models of one kind share: language modelling, translation (losses, metrics)
+    zoo/modules/     building blocks: attention, positional encodings, Transformer layers, schedules
+    zoo/generation/  the decoding protocol and DecodingMixin, beam search, greedy and sampling
+    zoo/hub/         checkpoints, bundles, the pretrained registry, averaging, atomic writes
+    zoo/cli/         the `zoo` command
 
-__all__ = ["CharRNN", "CheckpointError", "DecodingMixin", "Seq2Seq", "Transformer", "TransformerLM", "load_model", "load_pretrained"]
+The public names below load on first use, so that ``import zoo.generation.nested`` (say, from
+callbacks/) loads no model, Lightning module or tokenizer.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+PUBLIC = {  # name -> the module that defines it
+    "CharRNN": "zoo.models.char_rnn",
+    "Seq2Seq": "zoo.models.seq2seq",
+    "Transformer": "zoo.models.transformer",
+    "TransformerLM": "zoo.models.transformer_lm",
+    "DecodingMixin": "zoo.generation.decoding",
+    "CheckpointError": "zoo.hub.checkpoints",
+    "load_model": "zoo.hub.checkpoints",
+    "load_pretrained": "zoo.hub.pretrained",
+}
+MODELS = ("CharRNN", "Seq2Seq", "Transformer", "TransformerLM")  # what checkpoints and bundles may build
+__all__ = sorted(PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in PUBLIC:
+        value = getattr(importlib.import_module(PUBLIC[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *PUBLIC])

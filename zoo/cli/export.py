@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from zoo.bundles import export_bundle
-from zoo.checkpoints import CheckpointError
+from zoo.hub.bundles import export_bundle
+from zoo.hub.checkpoints import CheckpointError
 
 
 def export_main(argv: list[str]) -> None:

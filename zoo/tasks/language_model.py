@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from zoo.checkpoints import ChecksCheckpointClass
+from zoo.hub.checkpoints import ChecksCheckpointClass
 
 
 class LanguageModelTask(ChecksCheckpointClass):
     """Needs ``language_model_logits``, ``self.vocab`` (a datamodules.CharVocab or None) and ``generate``
-    (zoo.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per
+    (zoo.generation.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per
     token, logged as ``<stage>/loss`` and, in bits, ``<stage>/bpc``."""
 
     def _init_language_model_task(self) -> None:
@@ -47,7 +47,7 @@ class LanguageModelTask(ChecksCheckpointClass):
         """Continuations of ``prompt``, ``length`` characters each, best first, with their scores.
 
         Runs at batch size 1, whatever the training batch size. ``options`` are those of
-        ``zoo.decoding.DecodingOptions`` (strategy, beam_size, n_best, temperature, top_k, ...).
+        ``zoo.generation.options.DecodingOptions`` (strategy, beam_size, n_best, temperature, top_k, ...).
         """
         if self.vocab is None:
             raise ValueError("this model has no vocabulary (vocab=None): generate token ids with generate()")

@@ -11,10 +11,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from datamodules.checks import require_dropout, require_positive
-from zoo.attention import Attention, AttentionKind
-from zoo.decoding import DecodingMixin
-from zoo.nested import Static
-from zoo.translation_task import TranslationTask
+from zoo.modules.attention import Attention, AttentionKind
+from zoo.generation.decoding import DecodingMixin
+from zoo.generation.nested import Static
+from zoo.tasks.translation import TranslationTask
 
 # Decoding state, batch-first: {"h": (B, layers, H), "c": (B, layers, H) for LSTM,
 # "feed": (B, H) Luong's attentional state fed to the next step, "attention": (B, S),
@@ -93,7 +93,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.max_source_tokens = max_source_len  # zoo.translation_task
+        self.max_source_tokens = max_source_len  # zoo.tasks.translation
         self.luong = attention != "bahdanau"
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         directions = 2 if bidirectional else 1

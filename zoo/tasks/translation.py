@@ -19,7 +19,7 @@ from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import decode
-from zoo.checkpoints import ChecksCheckpointClass
+from zoo.hub.checkpoints import ChecksCheckpointClass
 
 
 class TranslationTask(ChecksCheckpointClass):

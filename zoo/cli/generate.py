@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.checkpoints import CheckpointError
-from zoo.decoding import DecodingOptions
-from zoo.pretrained import load_for_command
+from zoo.hub.checkpoints import CheckpointError
+from zoo.generation.options import DecodingOptions
+from zoo.hub.pretrained import load_for_command
 
 MAX_LENGTH = 20_000  # about two minutes for the shipped char-RNN on a 2-core CPU; longer: call generate_texts
 PROGRESS_ABOVE = 1_000  # tokens: longer generations show a progress bar on stderr

@@ -10,9 +10,9 @@ from torch import nn
 
 from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_dropout, require_positive
-from zoo.decoding import DecodingMixin
-from zoo.nested import tensors_of
-from zoo.language_model_task import LanguageModelTask
+from zoo.generation.decoding import DecodingMixin
+from zoo.generation.nested import tensors_of
+from zoo.tasks.language_model import LanguageModelTask
 
 # A recurrent state: {"h": (B, layers, H)} for GRU, plus "c" for LSTM. Batch-first, so that
 # the generic gather of beam search and the batch checks below need no knowledge of RNNs.

@@ -25,12 +25,13 @@ import lightning as L
 import safetensors.torch
 import torch
 
-from zoo.checkpoints import (
+from zoo.hub.checkpoints import (
     CheckpointError,
     build_model,
     init_args_of,
     model_class,
     model_from_checkpoint,
+    public_class_path,
     read_checkpoint,
 )
 
@@ -45,7 +46,7 @@ def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
     for key, state in checkpoint.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_score") is not None:
             metrics[f"best {state['monitor']}"] = round(float(state["best_model_score"]), 4)
-    if "averaged_checkpoints" in checkpoint:  # zoo.checkpoint_averaging
+    if "averaged_checkpoints" in checkpoint:  # zoo.hub.checkpoint_averaging
         metrics["averaged checkpoints"] = checkpoint["averaged_checkpoints"]
     return metrics
 
@@ -85,7 +86,7 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
             (folder / tokenizers[arg]).write_text(text, encoding="utf-8")
     config = {
         "format": FORMAT,
-        "class_path": f"{cls.__module__}.{cls.__qualname__}",
+        "class_path": public_class_path(cls),
         "init_args": init_args,
         "tokenizers": tokenizers,
         "metrics": checkpoint_metrics(checkpoint),

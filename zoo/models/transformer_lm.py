@@ -10,11 +10,11 @@ from torch import nn
 
 from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_dropout, require_positive
-from zoo.decoding import DecodingMixin
-from zoo.positional_encoding import PositionalEncoding, PositionalKind
-from zoo.schedules import warmup_inverse_sqrt
-from zoo.language_model_task import LanguageModelTask
-from zoo.transformer_layers import DecoderLayer
+from zoo.generation.decoding import DecodingMixin
+from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.modules.schedules import warmup_inverse_sqrt
+from zoo.tasks.language_model import LanguageModelTask
+from zoo.modules.transformer_layers import DecoderLayer
 
 # Decoding state: {"cache": [per layer {"k", "v"}: (B, H, t, D/H)]}
 
@@ -51,7 +51,7 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
         self._init_language_model_task()
-        self.context_size = max_positions  # prompt + generated text (zoo.decoding); no sliding window
+        self.context_size = max_positions  # prompt + generated text (zoo.generation.decoding); no sliding window
         self.embedding = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         self.positions = PositionalEncoding(positional, d_model, max_positions)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zoo.checkpoints import CheckpointError
-from zoo.decoding import DecodingOptions
-from zoo.pretrained import load_for_command
-from zoo.text_lines import InputError, one_line, read_lines
+from zoo.hub.checkpoints import CheckpointError
+from zoo.generation.options import DecodingOptions
+from zoo.hub.pretrained import load_for_command
+from zoo.cli.text_lines import InputError, one_line, read_lines
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 

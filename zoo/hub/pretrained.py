@@ -1,6 +1,6 @@
 """``zoo.load_pretrained``: a ready model (eval mode) from a registered name, a local path or a URL.
 
-The registry, ``zoo/pretrained_bundles/registry.json``, maps a name to a bundle (see zoo/bundles.py):
+The registry, ``zoo/hub/pretrained_bundles/registry.json``, maps a name to a bundle (see zoo/hub/bundles.py):
 its model class, a description, the sha256 of each of its files, and where they live:
 ``package:<folder>`` for a bundle shipped inside this package (usable offline right after
 install), or the URL of a folder holding the files. Downloaded files go to
@@ -18,8 +18,8 @@ from pathlib import Path
 import lightning as L
 
 from datamodules.sources import CorpusError, cache_dir, download, url_cache_path
-from zoo.bundles import CHECKSUMS, CONFIG, WEIGHTS, load_bundle, sha256_of
-from zoo.checkpoints import CheckpointError, load_model
+from zoo.hub.bundles import CHECKSUMS, CONFIG, WEIGHTS, load_bundle, sha256_of
+from zoo.hub.checkpoints import CheckpointError, load_model, public_class_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained_bundles"
 URL_SCHEMES = ("http://", "https://", "file://")
@@ -77,8 +77,8 @@ def _load_registered(name: str, entry: dict) -> L.LightningModule:
                 continue  # cached
             _download(f"{location.rstrip('/')}/{filename}", target, sha256)
     model = load_bundle(folder)
-    actual = f"{type(model).__module__}.{type(model).__qualname__}"
-    if actual != entry["class_path"]:
+    actual = public_class_path(type(model))
+    if actual.rpartition(".")[2] != entry["class_path"].rpartition(".")[2]:
         raise CheckpointError(f"pretrained {name!r} should be a {entry['class_path']} but its bundle holds a {actual}.")
     return model
 

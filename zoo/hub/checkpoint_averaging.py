@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.checkpoints import CheckpointError, model_class, read_checkpoint
+from zoo.hub.checkpoints import CheckpointError, model_class, read_checkpoint
 
 
 def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.multi_head_attention import MultiHeadAttention
+from zoo.modules.multi_head_attention import MultiHeadAttention
 
 KVCache = dict  # {"k": (B, H, t, D/H), "v": (B, H, t, D/H)}: self-attention keys/values of the tokens so far
 

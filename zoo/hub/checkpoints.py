@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+import zoo
 
 
 class CheckpointError(ValueError):
@@ -42,10 +43,16 @@ def model_class(checkpoint: dict[str, Any], path: str | Path) -> type[L.Lightnin
     module_name, _, class_name = class_path.rpartition(".")
     if module_name != "zoo" and not module_name.startswith("zoo."):
         raise CheckpointError(f"{path} names model class {class_path!r}, which is not a zoo model.")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, L.LightningModule)):
+    # By name among the public models, whatever module it was written from: files from before zoo/ had
+    # subpackages say zoo.char_rnn.CharRNN, newer ones zoo.CharRNN.
+    if class_name not in zoo.MODELS:
         raise CheckpointError(f"{path} names model class {class_path!r}, which does not exist in this version.")
-    return cls
+    return getattr(zoo, class_name)
+
+
+def public_class_path(cls: type) -> str:
+    """How checkpoints and bundles name a model class: ``zoo.<Name>``, which survives moves inside zoo/."""
+    return f"zoo.{cls.__name__}" if cls.__name__ in zoo.MODELS else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def load_model(path: str | Path) -> L.LightningModule:
@@ -85,7 +92,7 @@ FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run
 
 def check_class(checkpoint: dict[str, Any], class_path: str, path: str | Path, fix: str = FIX_RESUME) -> None:
     """Refuse a checkpoint of another model class than ``class_path`` (compared by class name, so that
-    ``zoo.CharRNN`` and ``zoo.char_rnn.CharRNN`` are one class)."""
+    ``zoo.CharRNN`` and ``zoo.models.char_rnn.CharRNN`` are one class)."""
     saved = checkpoint.get("hyper_parameters", {}).get("_class_path")
     if saved and saved.rpartition(".")[2] != class_path.rpartition(".")[2]:
         raise CheckpointError(f"{path} holds a {saved}, not a {class_path}. {fix}")

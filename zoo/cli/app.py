@@ -20,20 +20,20 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from zoo.checkpoints import check_class, check_compatible, read_checkpoint
-from zoo.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
+from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
+from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
 COMMANDS = {  # subcommands outside LightningCLI: module, function
-    "generate": ("zoo.generate_command", "generate_main"),
-    "translate": ("zoo.translate_command", "translate_main"),
-    "export": ("zoo.export_command", "export_main"),
+    "generate": ("zoo.cli.generate", "generate_main"),
+    "translate": ("zoo.cli.translate", "translate_main"),
+    "export": ("zoo.cli.export", "export_main"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
 # CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
 USER_ERRORS = (ValueError, OSError, MisconfigurationException)
-LIBRARY_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("zoo", "datamodules", "callbacks")]
+LIBRARY_PACKAGES = [Path(__file__).resolve().parents[2] / name for name in ("zoo", "datamodules", "callbacks")]  # zoo/cli/app.py
 HELP = """usage: zoo COMMAND [options]       (zoo COMMAND --help: that command's options)
 
 Train, evaluate and use sequence models. Every training run is one YAML file (configs/);
@@ -81,7 +81,7 @@ class ZooCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=ConfigToLoggerCallback,
             parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
-            trainer_defaults={"plugins": [{"class_path": "zoo.atomic_checkpoint_io.AtomicCheckpointIO"}]},
+            trainer_defaults={"plugins": [{"class_path": "zoo.hub.atomic_checkpoint_io.AtomicCheckpointIO"}]},
             args=args,
             **kwargs,
         )

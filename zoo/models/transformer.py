@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.checks import require_dropout, require_positive
-from zoo.decoding import DecodingMixin
-from zoo.nested import Static
-from zoo.positional_encoding import PositionalEncoding, PositionalKind
-from zoo.schedules import warmup_inverse_sqrt
-from zoo.transformer_layers import DecoderLayer, EncoderLayer
-from zoo.translation_task import TranslationTask
+from zoo.generation.decoding import DecodingMixin
+from zoo.generation.nested import Static
+from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.modules.schedules import warmup_inverse_sqrt
+from zoo.modules.transformer_layers import DecoderLayer, EncoderLayer
+from zoo.tasks.translation import TranslationTask
 
 # Decoding state: {"cache": [per decoder layer {"k", "v"}: (B, H, t, D/H)],
 #                  "memory": Static((source pad mask (B, S), [per layer cross-attention (k, v)])),
@@ -77,8 +77,8 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        self.context_size = max_positions  # target positions for decoding (zoo.decoding)
-        self.max_source_tokens = max_positions  # source positions (zoo.translation_task)
+        self.context_size = max_positions  # target positions for decoding (zoo.generation.decoding)
+        self.max_source_tokens = max_positions  # source positions (zoo.tasks.translation)
         joint = src_vocab_size == tgt_vocab_size and src_tokenizer == tgt_tokenizer
         self.tgt_embedding = self._embedding(tgt_vocab_size)
         self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)

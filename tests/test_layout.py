@@ -1,0 +1,78 @@
+"""The layout holds what the README says: no import cycles, datamodules/ and callbacks/ independent of the
+models, public names where users find them, and files written before the layout changed still load."""
+
+import ast
+import json
+import subprocess
+import sys
+
+import zoo
+from tests.conftest import REPO
+
+PACKAGES = ("zoo", "datamodules", "callbacks")
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Each module of the three packages -> the modules of the three packages it imports, at any depth of its code."""
+    modules = {module_name(p): p for package in PACKAGES for p in (REPO / package).rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found |= {t for t in targets if t in modules}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    graph = imports()
+    done, path = set(), []
+
+    def visit(name):
+        assert name not in path, f"import cycle: {' -> '.join(path[path.index(name):] + [name])}"
+        if name in done:
+            return
+        path.append(name)
+        for other in graph[name]:
+            # A package's __init__ re-exporting its own modules is no cycle.
+            if not other.startswith(name + ".") and not name.startswith(other + "."):
+                visit(other)
+        path.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)
+
+
+def test_datamodules_and_callbacks_use_no_model_code():
+    shared = {"zoo", "zoo.generation", "zoo.generation.nested"}  # the nested-state helpers the callbacks share
+    for name, imported in imports().items():
+        if name.startswith(("datamodules", "callbacks")):
+            assert {m for m in imported if m.startswith("zoo")} <= shared, (name, imported)
+
+
+def test_importing_callbacks_loads_no_model_and_changes_no_setting():
+    code = ("import matplotlib, sys; before = matplotlib.get_backend(); import callbacks, datamodules; "
+            "print(sorted(m for m in sys.modules if m.startswith(('zoo.models', 'zoo.tasks', 'zoo.hub', 'zoo.cli'))), "
+            "matplotlib.get_backend() == before)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.stdout.strip() == "[] True", done.stderr[-2000:]
+
+
+def test_public_names_and_files_written_before_the_layout_changed():
+    for name in ("CharRNN", "Seq2Seq", "Transformer", "TransformerLM", "DecodingMixin", "load_pretrained", "load_model"):
+        assert getattr(zoo, name).__name__ == name
+    # The shipped bundles were written when the models lived in zoo/char_rnn.py and zoo/transformer.py.
+    bundles = REPO / "zoo" / "hub" / "pretrained_bundles"
+    names = {json.loads((bundles / b / "config.json").read_text())["class_path"] for b in ("char-rnn-shakespeare", "transformer-multi30k-en-fr")}
+    assert names == {"zoo.char_rnn.CharRNN", "zoo.transformer.Transformer"}
+    assert type(zoo.load_pretrained("char-rnn-shakespeare")) is zoo.CharRNN
+    assert type(zoo.load_pretrained("transformer-multi30k-en-fr")) is zoo.Transformer

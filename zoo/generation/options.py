@@ -1,0 +1,102 @@
+"""What every decoding strategy shares: the options, a hypothesis, GNMT's length penalty, the step loop.
+
+Scores: every hypothesis carries ``log_prob``, the sum of its tokens' log-probabilities
+under the model (EOS included; temperature and top-k/top-p do not change it), and
+``score = log_prob / lp(L)`` with GNMT's length penalty lp(L) = ((5 + L) / 6) ** alpha,
+L = the hypothesis' own token count (EOS included). alpha = 0 means no penalty.
+Beam search ranks by ``score``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+import torch
+from tqdm import tqdm
+
+Strategy = Literal["greedy", "beam", "sample"]
+
+
+@dataclass
+class Hypothesis:
+    tokens: torch.Tensor  # (L,) generated ids, prompt excluded; ends in eos_id when it finished
+    log_prob: float  # sum of the tokens' log-probabilities
+    score: float  # log_prob / length_penalty(L, alpha)
+    attention: torch.Tensor | None = None  # (L, S) for models that report attention
+
+
+def length_penalty(length: int | torch.Tensor, alpha: float):
+    """GNMT (Wu et al. 2016): ((5 + L) / 6) ** alpha."""
+    return ((5 + length) / 6) ** alpha
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    strategy: Strategy = "greedy"
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0  # alpha of GNMT's penalty
+    max_len: int = 200  # new tokens, at most
+    # When either is set, each source's limit is a * src_len + b (never above max_len); an unset one counts
+    # as 0. Translation models set both by default (their max_len_a/max_len_b hyperparameters).
+    max_len_a: float | None = None
+    max_len_b: int | None = None
+    min_len: int = 0  # tokens before EOS may be emitted
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    return_attention: bool = False
+    progress: bool = False  # a progress bar on stderr, one tick per generated token (for long generations)
+
+    def check(self) -> None:
+        if self.strategy not in ("greedy", "beam", "sample"):
+            raise ValueError(f"strategy must be 'greedy', 'beam' or 'sample', got {self.strategy!r}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.n_best < 1 or self.n_best > (self.beam_size if self.strategy == "beam" else 1):
+            raise ValueError(
+                f"n_best must lie in 1..beam_size ({self.beam_size}) for beam search and be 1 otherwise, "
+                f"got {self.n_best}. Fix: raise beam_size, or use strategy 'beam' for n-best lists."
+            )
+        if (self.max_len_a or 0) < 0 or (self.max_len_b or 0) < 0:
+            raise ValueError(f"max_len_a and max_len_b must be >= 0, got {self.max_len_a} and {self.max_len_b}")
+        if self.max_len < self.min_len or self.min_len < 0:
+            raise ValueError(f"need 0 <= min_len <= max_len, got min_len {self.min_len} and max_len {self.max_len}")
+        if not self.temperature > 0:
+            raise ValueError(
+                f"temperature must be > 0, got {self.temperature}. Fix: use a small value such as 0.5 for "
+                f"conservative samples, or strategy 'greedy' for the single most likely continuation."
+            )
+        sampling_only = {"temperature": self.temperature != 1.0, "top_k": self.top_k is not None,
+                         "top_p": self.top_p is not None, "seed": self.seed is not None}  # fmt: skip
+        ignored = [name for name, set_ in sampling_only.items() if set_ and self.strategy != "sample"]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} only change(s) sampling, but strategy is {self.strategy!r}. "
+                f"Fix: pass strategy='sample' (zoo generate: --strategy sample), or leave them out."
+            )
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+
+
+def decoding_steps(limits: torch.Tensor, opts: DecodingOptions) -> Iterable[int]:
+    """The step numbers of a decoding loop (up to the longest limit), counted on a progress bar if asked."""
+    return tqdm(range(int(limits.max())), disable=not opts.progress, unit="tok", file=sys.stderr, leave=False)
+
+
+def mask_early_eos(log_probs: torch.Tensor, step: int, min_len: int, eos_id: int | None) -> torch.Tensor:
+    """Forbid EOS as one of the first ``min_len`` tokens (log-prob -inf, not renormalised)."""
+    if eos_id is None or step >= min_len:
+        return log_probs
+    masked = log_probs.clone()
+    masked[:, eos_id] = float("-inf")
+    return masked
+
+
+def attention_of(state: Any) -> torch.Tensor | None:
+    return state.get("attention") if isinstance(state, dict) else None
