@@ -27,6 +27,8 @@ demo: setup
 		--prompt "ROMEO:" --length 400 --temperature 0.8
 
 test: setup
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # The training tests must pass on any CPU: run them under three other seeds and on one thread.

@@ -32,17 +32,32 @@ MODELS = {
 def train_and_validate(config: Path, minutes: float, out: Path) -> dict:
     seconds = round(minutes * 60)
     cli = ZooCLI(
-        args=["--config", str(config), "--trainer.max_time", f"00:00:{seconds // 60:02d}:{seconds % 60:02d}",
-              "--trainer.max_epochs", "1000", "--trainer.default_root_dir", str(out),
-              "--trainer.logger.init_args.save_dir", str(out), "--trainer.enable_progress_bar", "false"],
+        args=[
+            "--config",
+            str(config),
+            "--trainer.max_time",
+            f"00:00:{seconds // 60:02d}:{seconds % 60:02d}",
+            "--trainer.max_epochs",
+            "1000",
+            "--trainer.default_root_dir",
+            str(out),
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
         run=False,
-    )  # fmt: skip
+    )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     steps = cli.trainer.global_step
     loss = cli.trainer.validate(cli.model, datamodule=cli.datamodule)[0]["val/loss"]
     wandb.finish()  # the next model gets a W&B run of its own
-    return {"steps": steps, "val_loss": round(loss, 4), "bpc": round(loss / math.log(2), 4),
-            "checkpoint": cli.trainer.checkpoint_callback.last_model_path}  # fmt: skip
+    return {
+        "steps": steps,
+        "val_loss": round(loss, 4),
+        "bpc": round(loss / math.log(2), 4),
+        "checkpoint": cli.trainer.checkpoint_callback.last_model_path,
+    }
 
 
 def main() -> None:
@@ -60,8 +75,16 @@ def main() -> None:
         print(f"{name:<34}{r['steps']:>7}{r['val_loss']:>15.4f}{r['bpc']:>11.4f}")
     for name, r in results.items():
         print(f"checkpoint of {name}: {r['checkpoint']}")
-    print(json.dumps({"benchmark": "char_lm_budget", "minutes": minutes, "quick": args.quick,
-                      **{name: {k: v for k, v in r.items() if k != "checkpoint"} for name, r in results.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "char_lm_budget",
+                "minutes": minutes,
+                "quick": args.quick,
+                **{name: {k: v for k, v in r.items() if k != "checkpoint"} for name, r in results.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -86,16 +86,24 @@ def part_a(minutes: float, val_every: int, source: str) -> tuple[dict, dict]:
     steps_of = [{step for step, _, _ in points} for points, _ in results.values()]
     common_step = max(set.intersection(*steps_of))
     print(f"\nA. {source}, 2x512 LSTM, seq 100, batch 64, {minutes:g} min each (validation every {val_every} steps)")
-    print(f"{'mode':<10}{'steps':>7}{'chars/s':>10}{'val nats/char':>15}{'bits/char':>11}"
-          f"{'@step ' + str(common_step):>16}")  # fmt: skip
+    print(
+        f"{'mode':<10}{'steps':>7}{'chars/s':>10}{'val nats/char':>15}{'bits/char':>11}"
+        f"{'@step ' + str(common_step):>16}"
+    )
     summary = {}
     for mode, (points, chars_per_s) in results.items():
         final = points[-1][2]
         at_step = next(loss for step, _, loss in points if step == common_step)
-        print(f"{mode:<10}{points[-1][0]:>7}{chars_per_s:>10.0f}{final:>15.3f}{final / math.log(2):>11.3f}"
-              f"{at_step:>16.3f}")  # fmt: skip
-        summary[mode] = {"steps": points[-1][0], "chars_per_s": round(chars_per_s), "val_nats_per_char": round(final, 4),
-                         "val_nats_at_common_step": round(at_step, 4)}  # fmt: skip
+        print(
+            f"{mode:<10}{points[-1][0]:>7}{chars_per_s:>10.0f}{final:>15.3f}{final / math.log(2):>11.3f}"
+            f"{at_step:>16.3f}"
+        )
+        summary[mode] = {
+            "steps": points[-1][0],
+            "chars_per_s": round(chars_per_s),
+            "val_nats_per_char": round(final, 4),
+            "val_nats_at_common_step": round(at_step, 4),
+        }
     print("val curve (step: stateful / stateless):")
     stateless = {step: loss for step, _, loss in results["stateless"][0]}
     for step, _, loss in results["stateful"][0]:
@@ -128,10 +136,14 @@ def part_b(quick: bool) -> tuple[dict, dict]:
             )
             trainer.fit(model, dm)
             accuracy = recall_accuracy(model.eval(), held_out, seq_len, carry_state=mode == "stateful")
-            summary[mode] = {"recall_beyond_seq_len": round(accuracy, 4),
-                             "val_nats_per_char": round(float(trainer.callback_metrics["val/loss"]), 4)}  # fmt: skip
-    print(f"\nB. synthetic long dependency: key repeated up to {3 * seq_len} chars later, seq_len {seq_len}, "
-          f"1x64 LSTM; chance = {1 / len(KEYS):.2f}")  # fmt: skip
+            summary[mode] = {
+                "recall_beyond_seq_len": round(accuracy, 4),
+                "val_nats_per_char": round(float(trainer.callback_metrics["val/loss"]), 4),
+            }
+    print(
+        f"\nB. synthetic long dependency: key repeated up to {3 * seq_len} chars later, seq_len {seq_len}, "
+        f"1x64 LSTM; chance = {1 / len(KEYS):.2f}"
+    )
     print(f"{'mode':<10}{'recall of keys beyond seq_len':>31}{'val nats/char':>15}")
     for mode, row in summary.items():
         print(f"{mode:<10}{row['recall_beyond_seq_len']:>31.3f}{row['val_nats_per_char']:>15.3f}")
@@ -174,8 +186,17 @@ def main() -> None:
     b, b_curves = part_b(args.quick)
     if args.figure:
         draw_curves(a_curves, b_curves, minutes, args.figure)
-    print(json.dumps({"benchmark": "char_rnn_stateful_vs_stateless", "quick": args.quick, "minutes_each": minutes,
-                      "shakespeare": a, "long_dependency": b}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "char_rnn_stateful_vs_stateless",
+                "quick": args.quick,
+                "minutes_each": minutes,
+                "shakespeare": a,
+                "long_dependency": b,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

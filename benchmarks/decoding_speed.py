@@ -68,16 +68,22 @@ def main() -> None:
             for i in range(beam_batch)
         ],
     }
-    sequences = {"greedy: mixin": batch, "greedy: plain loop": batch,
-                 "beam 5: batched": beam_batch, "beam 5: one input at a time": beam_batch}  # fmt: skip
+    sequences = {
+        "greedy: mixin": batch,
+        "greedy: plain loop": batch,
+        "beam 5: batched": beam_batch,
+        "beam 5: one input at a time": beam_batch,
+    }
     seconds = {name: [] for name in contenders}
     for r in range(rounds):
         names = list(contenders) if r % 2 == 0 else list(reversed(contenders))
         for name in names:
             seconds[name].append(timed(contenders[name]))
 
-    print(f"CharRNN 2x512 LSTM, {new_tokens} new tokens per sequence, greedy batch {batch}, beam batch {beam_batch}; "
-          f"median of {rounds} alternating rounds")  # fmt: skip
+    print(
+        f"CharRNN 2x512 LSTM, {new_tokens} new tokens per sequence, greedy batch {batch}, beam batch {beam_batch}; "
+        f"median of {rounds} alternating rounds"
+    )
     print(f"{'contender':<30}{'sequences/s':>13}{'tokens/s':>11}")
     rate = {}
     for name, times in seconds.items():
@@ -86,14 +92,21 @@ def main() -> None:
     greedy_ratio = rate["greedy: mixin"] / rate["greedy: plain loop"]
     beam_ratio = rate["beam 5: batched"] / rate["beam 5: one input at a time"]
     print(f"greedy mixin / plain loop: {greedy_ratio:.2f}x   batched beam / one at a time: {beam_ratio:.2f}x")
-    print(json.dumps({
-        "benchmark": "decoding_speed", "quick": args.quick, "new_tokens": new_tokens,
-        "greedy_sequences_per_s": round(rate["greedy: mixin"], 1),
-        "greedy_tokens_per_s": round(rate["greedy: mixin"] * new_tokens),
-        "beam5_sequences_per_s": round(rate["beam 5: batched"], 2),
-        "beam5_tokens_per_s": round(rate["beam 5: batched"] * new_tokens),
-        "greedy_vs_plain": round(greedy_ratio, 3), "batched_beam_vs_unbatched": round(beam_ratio, 2),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "decoding_speed",
+                "quick": args.quick,
+                "new_tokens": new_tokens,
+                "greedy_sequences_per_s": round(rate["greedy: mixin"], 1),
+                "greedy_tokens_per_s": round(rate["greedy: mixin"] * new_tokens),
+                "beam5_sequences_per_s": round(rate["beam 5: batched"], 2),
+                "beam5_tokens_per_s": round(rate["beam 5: batched"] * new_tokens),
+                "greedy_vs_plain": round(greedy_ratio, 3),
+                "batched_beam_vs_unbatched": round(beam_ratio, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

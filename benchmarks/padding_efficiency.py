@@ -69,9 +69,14 @@ def transformer_steps_per_s(dm, n_batches: int) -> float:
     for batch in batches:
         start = time.perf_counter()
         causal = nn.Transformer.generate_square_subsequent_mask(batch["tgt_in"].shape[1])
-        out = model(embed(batch["src"]), embed(batch["tgt_in"]), tgt_mask=causal,
-                    src_key_padding_mask=batch["src_pad_mask"], tgt_key_padding_mask=batch["tgt_pad_mask"],
-                    memory_key_padding_mask=batch["src_pad_mask"])  # fmt: skip
+        out = model(
+            embed(batch["src"]),
+            embed(batch["tgt_in"]),
+            tgt_mask=causal,
+            src_key_padding_mask=batch["src_pad_mask"],
+            tgt_key_padding_mask=batch["tgt_pad_mask"],
+            memory_key_padding_mask=batch["src_pad_mask"],
+        )
         loss = nn.functional.cross_entropy(head(out).flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=0)
         optimizer.zero_grad()
         loss.backward()
@@ -109,27 +114,38 @@ def main() -> None:
         print(f"\nMulti30k en-fr train, {len(src)} pairs, BPE 8k joint, budget {BUDGET} padded tokens per side")
         print(f"{'batching':<24}{'source':>8}{'target':>8}{'both':>8}{'batches':>9}{'tgt tok/batch':>15}")
         for name, r in results.items():
-            print(f"{name:<24}{r['source']:>8.3f}{r['target']:>8.3f}{r['both']:>8.3f}{r['batches']:>9}"
-                  f"{r['target_tokens_per_batch']:>15.0f}")  # fmt: skip
+            print(
+                f"{name:<24}{r['source']:>8.3f}{r['target']:>8.3f}{r['both']:>8.3f}{r['batches']:>9}"
+                f"{r['target_tokens_per_batch']:>15.0f}"
+            )
 
         epochs = 1 if args.quick else 5
         start = time.perf_counter()
         loaded = sum(1 for _ in range(epochs) for _ in dm.train_dataloader())
         load_rate = loaded / (time.perf_counter() - start)
         train_rate = transformer_steps_per_s(dm, 4 if args.quick else 12)
-        print(f"\nDataLoader alone: {load_rate:.1f} batches/s; a small Transformer trains on {train_rate:.2f} batches/s "
-              f"-> loading is {load_rate / train_rate:.0f}x faster than consumption")  # fmt: skip
+        print(
+            f"\nDataLoader alone: {load_rate:.1f} batches/s; a small Transformer trains on {train_rate:.2f} batches/s "
+            f"-> loading is {load_rate / train_rate:.0f}x faster than consumption"
+        )
 
-    print(json.dumps({
-        "benchmark": "padding_efficiency", "quick": args.quick,
-        "bucket_both": round(results["BucketBatchSampler"]["both"], 4),
-        "bucket_source": round(results["BucketBatchSampler"]["source"], 4),
-        "bucket_target": round(results["BucketBatchSampler"]["target"], 4),
-        "random_both": round(results["random batching"]["both"], 4),
-        "target_only_both": round(results["bucket on target only"]["both"], 4),
-        "loader_batches_per_s": round(load_rate, 1), "transformer_batches_per_s": round(train_rate, 2),
-        "first_setup_s": round(setup_seconds[0], 2), "second_setup_s": round(setup_seconds[1], 2),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "padding_efficiency",
+                "quick": args.quick,
+                "bucket_both": round(results["BucketBatchSampler"]["both"], 4),
+                "bucket_source": round(results["BucketBatchSampler"]["source"], 4),
+                "bucket_target": round(results["BucketBatchSampler"]["target"], 4),
+                "random_both": round(results["random batching"]["both"], 4),
+                "target_only_both": round(results["bucket on target only"]["both"], 4),
+                "loader_batches_per_s": round(load_rate, 1),
+                "transformer_batches_per_s": round(train_rate, 2),
+                "first_setup_s": round(setup_seconds[0], 2),
+                "second_setup_s": round(setup_seconds[1], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

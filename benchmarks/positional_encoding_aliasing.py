@@ -49,7 +49,9 @@ def draw(tables: dict[str, torch.Tensor], path: Path) -> None:
         figure.colorbar(image, ax=top)
         fast = table[:, :FAST_DIMS]
         image = bottom.imshow(torch.cdist(fast, fast), cmap="magma", interpolation="nearest")
-        bottom.set(title=f"{name}: distance between positions, dims 0-{FAST_DIMS - 1}", xlabel="position", ylabel="position")
+        bottom.set(
+            title=f"{name}: distance between positions, dims 0-{FAST_DIMS - 1}", xlabel="position", ylabel="position"
+        )
         figure.colorbar(image, ax=bottom)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,22 +67,39 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=None, help=f"save the figure (the README's is {FIGURE})")
     args = parser.parse_args()
     length, d_model = (128, 64) if args.quick else (args.positions, args.d_model)
-    tables = {"sin and cos": sinusoidal_table(length, d_model), "sin only": sinusoidal_table(length, d_model, sin_only=True)}
+    tables = {
+        "sin and cos": sinusoidal_table(length, d_model),
+        "sin only": sinusoidal_table(length, d_model, sin_only=True),
+    }
 
     print(f"{length} positions, d_model {d_model}")
-    print(f"{'variant':<14}{'nearest other position, full encoding':>40}{f'pairs closer than {NEAR} in dims 0-{FAST_DIMS - 1}':>36}")
+    print(
+        f"{'variant':<14}{'nearest other position, full encoding':>40}{f'pairs closer than {NEAR} in dims 0-{FAST_DIMS - 1}':>36}"
+    )
     summary = {}
     for name, table in tables.items():
         nearest = nearest_other(table)
         fast = table[:, :FAST_DIMS]
         look_alike = int((torch.cdist(fast, fast) < NEAR).triu(diagonal=1).sum())
         print(f"{name:<14}{f'min {nearest.min():.3f}, median {nearest.median():.3f}':>40}{look_alike:>36}")
-        summary[name] = {"nearest_min": round(float(nearest.min()), 4), "nearest_median": round(float(nearest.median()), 4),
-                         "look_alike_pairs_fast_dims": look_alike}  # fmt: skip
+        summary[name] = {
+            "nearest_min": round(float(nearest.min()), 4),
+            "nearest_median": round(float(nearest.median()), 4),
+            "look_alike_pairs_fast_dims": look_alike,
+        }
     if args.figure:
         draw({name: table[:100, :64] for name, table in tables.items()}, args.figure)
-    print(json.dumps({"benchmark": "positional_encoding_aliasing", "quick": args.quick, "positions": length,
-                      "d_model": d_model, **summary}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "positional_encoding_aliasing",
+                "quick": args.quick,
+                "positions": length,
+                "d_model": d_model,
+                **summary,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

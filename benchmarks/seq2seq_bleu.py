@@ -51,8 +51,13 @@ def main() -> None:
             hypotheses, seconds = translate_all(model, sources, **options)
             cased = cased_bleu.corpus_score(hypotheses, [references])
             lower = lower_bleu.corpus_score(hypotheses, [references])
-            print(f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}")
-            summary[f"{Path(path).name} ({name}) {label}"] = {"bleu": round(cased.score, 2), "bleu_lowercase": round(lower.score, 2)}
+            print(
+                f"{Path(path).name[:38]:<40}{label:<10}{cased.score:>7.2f}{lower.score:>9.2f}{len(sources) / seconds:>8.1f}"
+            )
+            summary[f"{Path(path).name} ({name}) {label}"] = {
+                "bleu": round(cased.score, 2),
+                "bleu_lowercase": round(lower.score, 2),
+            }
     print("signatures:", cased_bleu.get_signature(), "|", lower_bleu.get_signature())
     print(json.dumps({"benchmark": "seq2seq_bleu", "quick": args.quick, "sentences": len(sources), **summary}))
 

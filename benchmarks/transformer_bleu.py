@@ -20,12 +20,12 @@ from pathlib import Path
 import sacrebleu
 import torch
 from lightning.pytorch.callbacks import Callback
+from seq2seq_bleu import translate_all  # the sibling script
 
 from datamodules.parallel_corpus import load_parallel
-from seq2seq_bleu import translate_all  # the sibling script
 from zoo import load_model
-from zoo.hub.checkpoint_averaging import average_checkpoints
 from zoo.cli import ZooCLI
+from zoo.hub.checkpoint_averaging import average_checkpoints
 
 CASED, LOWERCASED = sacrebleu.BLEU(), sacrebleu.BLEU(lowercase=True)
 CONFIG = Path(__file__).resolve().parents[1] / "configs/transformer/multi30k_en_fr.yaml"
@@ -47,8 +47,16 @@ class Snapshots(Callback):
     def save(self, trainer, name: str, **extra) -> None:
         path = self.folder / f"{name}.ckpt"
         trainer.save_checkpoint(path, weights_only=True)
-        self.records.append({"name": name, "minutes": round(self.minutes(), 2), "step": trainer.global_step,
-                             "epoch": trainer.current_epoch, "path": str(path), **extra})
+        self.records.append(
+            {
+                "name": name,
+                "minutes": round(self.minutes(), 2),
+                "step": trainer.global_step,
+                "epoch": trainer.current_epoch,
+                "path": str(path),
+                **extra,
+            }
+        )
         (self.folder / "snapshots.json").write_text(json.dumps(self.records, indent=1))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -58,16 +66,29 @@ class Snapshots(Callback):
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
             metrics = trainer.callback_metrics
-            self.save(trainer, f"epoch{trainer.current_epoch:03d}", val_bleu=round(float(metrics["val/bleu"]), 2),
-                      val_loss=round(float(metrics["val/loss"]), 4))
+            self.save(
+                trainer,
+                f"epoch{trainer.current_epoch:03d}",
+                val_bleu=round(float(metrics["val/bleu"]), 2),
+                val_loss=round(float(metrics["val/loss"]), 4),
+            )
 
 
 def train(out: Path, budgets: list[float], overrides: list[str]) -> list[dict]:
     snapshots = Snapshots(out / "snapshots", budgets)
     max_time = f"00:00:{int(max(budgets)):02d}:{int(max(budgets) % 1 * 60):02d}"
     cli = ZooCLI(
-        args=["--config", str(CONFIG), "--trainer.max_time", max_time, "--trainer.default_root_dir", str(out),
-              "--trainer.logger.init_args.save_dir", str(out), *overrides],
+        args=[
+            "--config",
+            str(CONFIG),
+            "--trainer.max_time",
+            max_time,
+            "--trainer.default_root_dir",
+            str(out),
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            *overrides,
+        ],
         run=False,
     )
     cli.trainer.callbacks.append(snapshots)
@@ -94,7 +115,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/transformer_bleu"))
     parser.add_argument("--quick", action="store_true", help="budgets of 1 and 2 minutes, 100 test sentences")
     parser.add_argument("--score-only", action="store_true", help="reuse the snapshots of an earlier run in --out")
-    args, overrides = parser.parse_known_args()  # anything else goes to `zoo fit`, e.g. --model.init_args.learning_rate 1e-3
+    args, overrides = (
+        parser.parse_known_args()
+    )  # anything else goes to `zoo fit`, e.g. --model.init_args.learning_rate 1e-3
     budgets, average = ([1, 2], 2) if args.quick else (args.budgets, args.average)
     if args.score_only:
         records = json.loads((args.out / "snapshots" / "snapshots.json").read_text())
@@ -117,10 +140,14 @@ def main() -> None:
         mark = next(r for r in records if r.get("budget") and r["name"] == f"at_{budget:g}min")
         upto = [r for r in records if r["minutes"] <= mark["minutes"] and "val_bleu" in r]
         upto = upto[max(0, len(upto) - (average - 1)) :]
-        averaged = average_checkpoints([r["path"] for r in upto] + [mark["path"]], args.out / f"average_{budget:g}min.ckpt")
+        averaged = average_checkpoints(
+            [r["path"] for r in upto] + [mark["path"]], args.out / f"average_{budget:g}min.ckpt"
+        )
         for label, path in (("last", mark["path"]), (f"average of {len(upto) + 1}", averaged)):
             s = score(path, sources, references)
-            print(f"{budget:>6g}m{mark['step']:>7}  {label:<14}{s['greedy']:>8.2f}{s['greedy_lc']:>7.2f}{s['beam5']:>8.2f}{s['beam5_lc']:>7.2f}")
+            print(
+                f"{budget:>6g}m{mark['step']:>7}  {label:<14}{s['greedy']:>8.2f}{s['greedy_lc']:>7.2f}{s['beam5']:>8.2f}{s['beam5_lc']:>7.2f}"
+            )
             summary[f"{budget:g}min_{label.split()[0]}"] = s
     print("signatures:", CASED.get_signature(), "|", LOWERCASED.get_signature())
     print(json.dumps(summary))

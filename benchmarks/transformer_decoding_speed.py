@@ -21,11 +21,11 @@ import json
 import statistics
 
 import torch
+from decoding_speed import timed  # sibling scripts: the char-RNN decoding benchmark,
+from transformer_throughput import SIZES, marian  # and the same sizes and Marian config
 
 from datamodules import TranslationDataModule
 from datamodules.collate import collate_pairs
-from decoding_speed import timed  # sibling scripts: the char-RNN decoding benchmark,
-from transformer_throughput import SIZES, marian  # and the same sizes and Marian config
 from zoo import Transformer
 
 
@@ -46,7 +46,9 @@ def main() -> None:
     rounds, batch, new_tokens = (3, 16, 20) if args.quick else (5, 64, 30)
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
-    dm = TranslationDataModule("multi30k", pair="en-fr", tokenizer="bpe", vocab_size=8000, joint_vocab=True, max_tokens=4000)
+    dm = TranslationDataModule(
+        "multi30k", pair="en-fr", tokenizer="bpe", vocab_size=8000, joint_vocab=True, max_tokens=4000
+    )
     dm.setup("test")
     test_set = dm.test_dataloader().dataset
     first = collate_pairs([test_set[i] for i in range(batch)])  # the corpus' first sentences: typical lengths

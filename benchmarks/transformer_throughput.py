@@ -174,12 +174,18 @@ def main() -> None:
     args = parser.parse_args()
     rounds, steps = (2, 4) if args.quick else (5, 15)
     torch.manual_seed(0)
-    dm = TranslationDataModule("multi30k", pair="en-fr", tokenizer="bpe", vocab_size=8000, joint_vocab=True, max_tokens=4000)
+    dm = TranslationDataModule(
+        "multi30k", pair="en-fr", tokenizer="bpe", vocab_size=8000, joint_vocab=True, max_tokens=4000
+    )
     dm.setup("fit")
     vocab = dm.tgt_vocab_size
     common = dict(
-        src_vocab_size=dm.src_vocab_size, tgt_vocab_size=vocab, src_tokenizer=dm.src_tokenizer_json,
-        tgt_tokenizer=dm.tgt_tokenizer_json, label_smoothing=0.1, **SIZES,
+        src_vocab_size=dm.src_vocab_size,
+        tgt_vocab_size=vocab,
+        src_tokenizer=dm.src_tokenizer_json,
+        tgt_tokenizer=dm.tgt_tokenizer_json,
+        label_smoothing=0.1,
+        **SIZES,
     )
     lit_model, plain_model = Transformer(**common), Transformer(**common)
     plain_model.load_state_dict(lit_model.state_dict())
@@ -195,7 +201,9 @@ def main() -> None:
     }
     if not args.no_marian:
         hf_model = marian(dm).train()
-        contenders["marian"] = lambda: loop_window(lambda b: marian_loss(hf_model, b), hf_model.parameters(), dm, steps, vocab)
+        contenders["marian"] = lambda: loop_window(
+            lambda b: marian_loss(hf_model, b), hf_model.parameters(), dm, steps, vocab
+        )
 
     peaks, rows = [], []
     for r in range(rounds):
@@ -203,7 +211,9 @@ def main() -> None:
         names = list(contenders) if r % 2 == 0 else list(reversed(contenders))
         row = {name: contenders[name]() for name in names}
         rows.append(row)
-        print(f"round {r}: peak {peaks[-1]:6.1f} GFLOP/s  " + "  ".join(f"{n} {row[n][0]:7.0f} tok/s" for n in contenders))
+        print(
+            f"round {r}: peak {peaks[-1]:6.1f} GFLOP/s  " + "  ".join(f"{n} {row[n][0]:7.0f} tok/s" for n in contenders)
+        )
 
     peak = statistics.median(peaks)
     print()

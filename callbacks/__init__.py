@@ -6,4 +6,10 @@ from callbacks.sample_text import SampleTextCallback
 from callbacks.tokens_per_second import TokensPerSecond
 from callbacks.translation_samples import TranslationSamplesCallback
 
-__all__ = ["HiddenStateCallback", "RandomStateCheckpoint", "SampleTextCallback", "TokensPerSecond", "TranslationSamplesCallback"]
+__all__ = [
+    "HiddenStateCallback",
+    "RandomStateCheckpoint",
+    "SampleTextCallback",
+    "TokensPerSecond",
+    "TranslationSamplesCallback",
+]

@@ -29,7 +29,7 @@ resumed run continues mid-epoch with the next batch, and then with the epochs af
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -83,7 +83,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             if batch_size:
                 full, fill = n > batch_size, len(current) / batch_size
             else:
-                full, fill = n * max(grown_src, grown_tgt) > max_tokens, len(current) * max(longest_src, longest_tgt) / max_tokens
+                full, fill = (
+                    n * max(grown_src, grown_tgt) > max_tokens,
+                    len(current) * max(longest_src, longest_tgt) / max_tokens,
+                )
             padding = 1 - (real + s + t) / (n * (grown_src + grown_tgt))
             if current and (full or (fill >= MIN_FILL and padding > MAX_PADDING)):
                 batches.append(current)

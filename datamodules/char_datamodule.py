@@ -137,4 +137,6 @@ class CharDataModule(L.LightningDataModule):
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
         if sampler is None:  # StreamBatches yields whole batches, in order
             return DataLoader(dataset, batch_size=None, generator=torch.Generator())
-        return DataLoader(dataset, self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=torch.Generator())
+        return DataLoader(
+            dataset, self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=torch.Generator()
+        )

@@ -84,7 +84,9 @@ def load_local_parallel(folder: Path, pair: str, split: str) -> ParallelText:
         lines = read_lines(tsv)
         for number, line in enumerate(lines, 1):
             if line.count("\t") != 1:
-                raise CorpusError(f"{tsv}, line {number}: expected 'source<TAB>target', found {line.count(chr(9))} tabs.")
+                raise CorpusError(
+                    f"{tsv}, line {number}: expected 'source<TAB>target', found {line.count(chr(9))} tabs."
+                )
         src, tgt = zip(*(line.split("\t") for line in lines)) if lines else ((), ())
         return align(list(src), list(tgt), tsv, tsv)
     paths = [first_existing(folder, f"{split}.{lang}") for lang in (src_lang, tgt_lang)]

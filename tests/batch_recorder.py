@@ -47,8 +47,12 @@ class RecordBatches(Callback):
 
     def write(self, trainer):
         self.folder.mkdir(parents=True, exist_ok=True)
-        record = {"world_size": trainer.world_size, "batches": self.batches, "epoch_indices": self.epoch_indices,
-                  "val": self.val_metrics}  # fmt: skip
+        record = {
+            "world_size": trainer.world_size,
+            "batches": self.batches,
+            "epoch_indices": self.epoch_indices,
+            "val": self.val_metrics,
+        }
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 

@@ -67,15 +67,20 @@ def toy_folder(tmp_path):
     return folder
 
 
-def run_zoo(*args: str, cwd: Path | None = None, stdin: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_zoo(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """`zoo ARGS` as a user runs it: a fresh process, W&B offline, this checkout's code."""
-    return subprocess.run(_zoo_command(args), cwd=cwd, env=_zoo_env(), input=stdin, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        _zoo_command(args), cwd=cwd, env=_zoo_env(), input=stdin, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def start_zoo(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     """`zoo ARGS` started in the background (to be killed, say), its output discarded."""
-    return subprocess.Popen(_zoo_command(args), cwd=cwd, env=_zoo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        _zoo_command(args), cwd=cwd, env=_zoo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def _zoo_command(args) -> list[str]:
@@ -118,8 +123,13 @@ def save_checkpoint(model, path):
     from zoo.hub.checkpoints import public_class_path
 
     hparams = {**model.hparams, "_class_path": public_class_path(type(model))}
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 3, "global_step": 99,
-                  "pytorch-lightning_version": lightning.__version__}  # fmt: skip
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": hparams,
+        "epoch": 3,
+        "global_step": 99,
+        "pytorch-lightning_version": lightning.__version__,
+    }
     torch.save(checkpoint, path)
     return path
 
@@ -132,9 +142,17 @@ def translator(toy_folder):
 
     data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
     torch.manual_seed(0)
-    model = Transformer(data.src_vocab_size, data.tgt_vocab_size, src_tokenizer=data.src_tokenizer_json,
-                        tgt_tokenizer=data.tgt_tokenizer_json, d_model=16, heads=2, encoder_layers=1, decoder_layers=1,
-                        ffn_dim=32)  # fmt: skip
+    model = Transformer(
+        data.src_vocab_size,
+        data.tgt_vocab_size,
+        src_tokenizer=data.src_tokenizer_json,
+        tgt_tokenizer=data.tgt_tokenizer_json,
+        d_model=16,
+        heads=2,
+        encoder_layers=1,
+        decoder_layers=1,
+        ffn_dim=32,
+    )
     return model.eval()
 
 

@@ -63,8 +63,10 @@ def test_two_ranks_get_disjoint_batches_of_equal_number(lengths):
 @pytest.mark.parametrize("replicas", [2, 3])
 def test_uneven_shards_for_evaluation_cover_every_example_once(lengths, replicas):
     src, tgt = lengths
-    ranks = [BucketBatchSampler(src, tgt, max_tokens=600, shuffle=False, num_replicas=replicas, rank=r, even_shards=False)
-             for r in range(replicas)]  # fmt: skip
+    ranks = [
+        BucketBatchSampler(src, tgt, max_tokens=600, shuffle=False, num_replicas=replicas, rank=r, even_shards=False)
+        for r in range(replicas)
+    ]
     per_rank = [list(sampler) for sampler in ranks]
     assert [len(batches) for batches in per_rank] == [len(sampler) for sampler in ranks]
     assert sum(map(len, per_rank)) == len(ranks[0].batches)  # nothing trimmed

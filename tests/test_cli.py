@@ -11,16 +11,25 @@ from zoo.cli import main
 
 STATEFUL = REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml"
 TINY = [
-    "--model.init_args.hidden_size", "32",
-    "--model.init_args.num_layers", "1",
-    "--data.init_args.seq_len", "16",
-    "--data.init_args.batch_size", "4",
-    "--trainer.max_steps", "6",
-    "--trainer.val_check_interval", "3",
-    "--trainer.limit_val_batches", "2",
-    "--trainer.log_every_n_steps", "1",
-    "--trainer.enable_progress_bar", "false",
-]  # fmt: skip
+    "--model.init_args.hidden_size",
+    "32",
+    "--model.init_args.num_layers",
+    "1",
+    "--data.init_args.seq_len",
+    "16",
+    "--data.init_args.batch_size",
+    "4",
+    "--trainer.max_steps",
+    "6",
+    "--trainer.val_check_interval",
+    "3",
+    "--trainer.limit_val_batches",
+    "2",
+    "--trainer.log_every_n_steps",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +75,18 @@ def test_checkpoint_rebuilds_the_model_with_linked_vocab_and_generates(trained_r
     assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 80 + 1  # the prompt, 80 characters, a newline
     assert generate(*sample, "--seed", "0") == first  # a seed repeats its text ...
     assert generate(*sample, "--seed", "1") != first  # ... and another seed gives other text
-    assert first[len("ROMEO:") : -1] == model.eval().generate_text("ROMEO:", 80, strategy="sample", temperature=0.8, seed=0)
+    assert first[len("ROMEO:") : -1] == model.eval().generate_text(
+        "ROMEO:", 80, strategy="sample", temperature=0.8, seed=0
+    )
     long = zoo_here("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "1500", "--seed", "0")
     out, err = capsys.readouterr()
     assert long == (0, "") and len(out) == len("ROMEO:") + 1500 + 1
     assert "/1500 [" in err and "tok/s" in err  # a long generation shows its progress
     beams = generate("--length", "30", "--strategy", "beam", "--beam-size", "3", "--n-best", "2")
     expected = model.generate_texts("ROMEO:", 30, strategy="beam", beam_size=3, n_best=2)
-    assert beams == "".join(f"--- {i} (score {score:.4f})\nROMEO:{text}\n" for i, (text, score) in enumerate(expected, 1))
+    assert beams == "".join(
+        f"--- {i} (score {score:.4f})\nROMEO:{text}\n" for i, (text, score) in enumerate(expected, 1)
+    )
     assert expected[0][1] >= expected[1][1] and expected[0][0] != expected[1][0]
 
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from zoo import CharRNN
 from zoo.generation.decoding import DecodingMixin
-from zoo.generation.options import length_penalty
 from zoo.generation.nested import Static
+from zoo.generation.options import length_penalty
 
 EOS, A, B, BOS = 0, 1, 2, 3
 
@@ -74,8 +74,9 @@ def test_min_len_forbids_an_early_eos():
 
 
 def test_max_len_ends_hypotheses_unfinished():
-    hypotheses = ScriptedLM().generate(prompt=torch.full((1, 1), BOS), strategy="beam", beam_size=2, n_best=2,
-                                       max_len=1, length_penalty=0.0)[0]  # fmt: skip
+    hypotheses = ScriptedLM().generate(
+        prompt=torch.full((1, 1), BOS), strategy="beam", beam_size=2, n_best=2, max_len=1, length_penalty=0.0
+    )[0]
     assert [h.tokens.tolist() for h in hypotheses] == [[A], [B]]
 
 
@@ -112,11 +113,15 @@ def test_wide_beam_equals_exhaustive_search():
     candidates = [list(seq) + [EOS] for n in range(max_len) for seq in itertools.product([1, 2, 3], repeat=n)]
     candidates += [list(seq) for seq in itertools.product([1, 2, 3], repeat=max_len)]  # unfinished at max_len
     scored = sorted(
-        ((teacher_forced_log_prob(model, prompt, torch.tensor(c)) / length_penalty(len(c), alpha), c) for c in candidates),
+        (
+            (teacher_forced_log_prob(model, prompt, torch.tensor(c)) / length_penalty(len(c), alpha), c)
+            for c in candidates
+        ),
         reverse=True,
     )
-    hypotheses = model.generate(prompt=prompt[None], max_len=max_len, strategy="beam", beam_size=32, n_best=5,
-                                length_penalty=alpha)[0]  # fmt: skip
+    hypotheses = model.generate(
+        prompt=prompt[None], max_len=max_len, strategy="beam", beam_size=32, n_best=5, length_penalty=alpha
+    )[0]
     assert [h.tokens.tolist() for h in hypotheses] == [c for _, c in scored[:5]]
     assert [h.score for h in hypotheses] == pytest.approx([s for s, _ in scored[:5]], abs=1e-5)
 
@@ -127,8 +132,15 @@ def test_scores_equal_a_teacher_forced_recomputation():
     for strategy in ("beam", "greedy", "sample"):
         n_best = 3 if strategy == "beam" else 1
         sampling = {"seed": 0, "temperature": 1.5} if strategy == "sample" else {}
-        hypotheses = model.generate(prompt=prompt[None], max_len=15, strategy=strategy, n_best=n_best,
-                                    beam_size=4, length_penalty=0.8, **sampling)[0]  # fmt: skip
+        hypotheses = model.generate(
+            prompt=prompt[None],
+            max_len=15,
+            strategy=strategy,
+            n_best=n_best,
+            beam_size=4,
+            length_penalty=0.8,
+            **sampling,
+        )[0]
         for h in hypotheses:
             expected = teacher_forced_log_prob(model, prompt, h.tokens)
             assert h.log_prob == pytest.approx(expected, abs=1e-4)

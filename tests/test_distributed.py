@@ -20,7 +20,6 @@ from datamodules.translation_datamodule import TranslationDataModule
 from tests.conftest import run_zoo, toy_pairs
 from tests.wandb_records import history_rows
 
-
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 ONE = ["--trainer.strategy", "auto", "--trainer.devices", "1", "--trainer.accelerator", "cpu"]
 
@@ -39,13 +38,19 @@ def write_config(path, record_dir, model, data, callbacks=(), **trainer) -> str:
             "enable_progress_bar": False,
             "num_sanity_val_steps": 0,
             "use_distributed_sampler": False,
-            "callbacks": [*callbacks, {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
-                          {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True}}],
+            "callbacks": [
+                *callbacks,
+                {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True},
+                },
+            ],
             **trainer,
         },
         "model": model,
         "data": data,
-    }  # fmt: skip
+    }
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
@@ -63,15 +68,34 @@ def assert_same_metrics(ddp: dict, single: dict) -> None:
 def char_rnn_config(tmp_path, run: str, corpus, mode: str, seq_len: int, batch_size: int) -> str:
     """A tiny CharRNN run recording into ``tmp_path/run``, with the hidden-state handling of its mode."""
     model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
-    data = {"class_path": "datamodules.CharDataModule",
-            "init_args": {"source": str(corpus), "mode": mode, "seq_len": seq_len, "batch_size": batch_size, "val_fraction": 0.5}}  # fmt: skip
-    hidden = [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve" if mode == "stateful" else "reset"}}]
+    data = {
+        "class_path": "datamodules.CharDataModule",
+        "init_args": {
+            "source": str(corpus),
+            "mode": mode,
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            "val_fraction": 0.5,
+        },
+    }
+    hidden = [
+        {
+            "class_path": "callbacks.HiddenStateCallback",
+            "init_args": {"mode": "preserve" if mode == "stateful" else "reset"},
+        }
+    ]
     return write_config(tmp_path / f"{run}.yaml", tmp_path / run, model, data, hidden)
 
 
 def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
     streams, seq_len = 10, 16  # per rank
-    zoo("fit", "--config", char_rnn_config(tmp_path, "fit", small_corpus, "stateful", seq_len, streams), *DDP, cwd=tmp_path)
+    zoo(
+        "fit",
+        "--config",
+        char_rnn_config(tmp_path, "fit", small_corpus, "stateful", seq_len, streams),
+        *DDP,
+        cwd=tmp_path,
+    )
     ranks = records(tmp_path / "fit")
     assert [r["world_size"] for r in ranks] == [2, 2]
 
@@ -95,7 +119,13 @@ def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
 
 def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
     seq_len, batch_size = 16, 16
-    zoo("fit", "--config", char_rnn_config(tmp_path, "fit", small_corpus, "stateless", seq_len, batch_size), *DDP, cwd=tmp_path)
+    zoo(
+        "fit",
+        "--config",
+        char_rnn_config(tmp_path, "fit", small_corpus, "stateless", seq_len, batch_size),
+        *DDP,
+        cwd=tmp_path,
+    )
     ranks = records(tmp_path / "fit")
 
     # The ranks' windows are disjoint and equal in number; only the < 2 left over are skipped.
@@ -134,10 +164,21 @@ def unique_toy_corpus(folder: Path) -> Path:
 def test_bucketed_transformer_under_ddp(tmp_path):
     corpus = unique_toy_corpus(tmp_path / "toy")
     max_tokens = 240
-    model = {"class_path": "zoo.Transformer",
-             "init_args": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 32, "warmup_steps": 2}}  # fmt: skip
-    data = {"class_path": "datamodules.TranslationDataModule",
-            "init_args": {"source": str(corpus), "pair": "en-xx", "vocab_size": 80, "max_tokens": max_tokens}}  # fmt: skip
+    model = {
+        "class_path": "zoo.Transformer",
+        "init_args": {
+            "d_model": 16,
+            "heads": 2,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "ffn_dim": 32,
+            "warmup_steps": 2,
+        },
+    }
+    data = {
+        "class_path": "datamodules.TranslationDataModule",
+        "init_args": {"source": str(corpus), "pair": "en-xx", "vocab_size": 80, "max_tokens": max_tokens},
+    }
     config = write_config(tmp_path / "t.yaml", tmp_path / "fit", model, data)
     zoo("fit", "--config", config, *DDP, cwd=tmp_path)
     ranks = records(tmp_path / "fit")
@@ -164,11 +205,25 @@ def test_bucketed_transformer_under_ddp(tmp_path):
 def test_transformer_on_multi30k_under_ddp(tmp_path, shared_data):
     """The real corpus (duplicate sentences included), W&B logging and checkpointing as in a shipped config."""
     max_tokens = 4000
-    model = {"class_path": "zoo.Transformer",
-             "init_args": {"d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 64, "warmup_steps": 10}}  # fmt: skip
-    data = {"class_path": "datamodules.TranslationDataModule",
-            "init_args": {"source": "multi30k", "pair": "en-fr", "vocab_size": 2000, "max_tokens": max_tokens}}  # fmt: skip
-    wandb = {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "seq-zoo", "save_dir": str(tmp_path / "runs")}}
+    model = {
+        "class_path": "zoo.Transformer",
+        "init_args": {
+            "d_model": 32,
+            "heads": 2,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "ffn_dim": 64,
+            "warmup_steps": 10,
+        },
+    }
+    data = {
+        "class_path": "datamodules.TranslationDataModule",
+        "init_args": {"source": "multi30k", "pair": "en-fr", "vocab_size": 2000, "max_tokens": max_tokens},
+    }
+    wandb = {
+        "class_path": "lightning.pytorch.loggers.WandbLogger",
+        "init_args": {"project": "seq-zoo", "save_dir": str(tmp_path / "runs")},
+    }
     saves = tmp_path / "saves.log"
     plugins = [{"class_path": "tests.batch_recorder.RecordSaves", "init_args": {"log": str(saves)}}]
     config = write_config(tmp_path / "t.yaml", tmp_path / "fit", model, data, logger=wandb, plugins=plugins)

@@ -79,15 +79,24 @@ def test_bad_training_options(option, small_corpus, tmp_path, monkeypatch, capsy
     assert expected in one_clean_line(capsys, "fit", "--config", STATEFUL, *source, option, value)
 
 
-def test_a_pickled_checkpoint_and_a_translation_max_len_that_drops_everything(small_corpus, toy_folder, tmp_path,
-                                                                             monkeypatch, capsys):  # fmt: skip
+def test_a_pickled_checkpoint_and_a_translation_max_len_that_drops_everything(
+    small_corpus, toy_folder, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     pickled = tmp_path / "pickled.ckpt"
     pickled.write_bytes(pickle.dumps({"state_dict": {}, "anything": object()}))
-    message = one_clean_line(capsys, "fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus),
-                             "--ckpt_path", str(pickled))  # fmt: skip
+    message = one_clean_line(
+        capsys, "fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus), "--ckpt_path", str(pickled)
+    )
     assert "never unpickled" in message
-    data = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx", "--data.init_args.vocab_size", "60"]
+    data = [
+        "--data.init_args.source",
+        str(toy_folder),
+        "--data.init_args.pair",
+        "en-xx",
+        "--data.init_args.vocab_size",
+        "60",
+    ]
     message = one_clean_line(capsys, "fit", "--config", SEQ2SEQ, *data, "--data.init_args.max_len", "1")
     assert "max_len 1 drops every one of the 400 training pairs" in message
     assert not (tmp_path / "runs").exists()  # found before a W&B run or log folder was started
@@ -96,4 +105,12 @@ def test_a_pickled_checkpoint_and_a_translation_max_len_that_drops_everything(sm
 def test_the_traceback_is_there_for_bug_reports(small_corpus, monkeypatch):
     monkeypatch.setenv("ZOO_TRACEBACK", "1")
     with pytest.raises(ValueError, match="batch_size must be a whole number"):
-        zoo_here("fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus), "--data.init_args.batch_size", "0")
+        zoo_here(
+            "fit",
+            "--config",
+            STATEFUL,
+            "--data.init_args.source",
+            str(small_corpus),
+            "--data.init_args.batch_size",
+            "0",
+        )

@@ -34,8 +34,13 @@ def run_config(folder, model: dict, data: dict, callbacks: list) -> str:
                 {"class_path": "callbacks.RandomStateCheckpoint"},
                 {
                     "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(folder), "filename": "{step}", "every_n_train_steps": 1,
-                                  "save_top_k": -1, "save_last": True},
+                    "init_args": {
+                        "dirpath": str(folder),
+                        "filename": "{step}",
+                        "every_n_train_steps": 1,
+                        "save_top_k": -1,
+                        "save_last": True,
+                    },
                 },
             ],
         },
@@ -105,9 +110,19 @@ def check_resume(tmp_path, make_config, resume_step: int, batches: int, mid_epoc
 def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step, mid_epoch):
     def make_config(folder):
         model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}
-        data = {"class_path": "datamodules.CharDataModule",
-                "init_args": {"source": str(small_corpus), "mode": "stateful", "seq_len": 16, "batch_size": 190, "val_fraction": 0.5}}  # fmt: skip
-        return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}])
+        data = {
+            "class_path": "datamodules.CharDataModule",
+            "init_args": {
+                "source": str(small_corpus),
+                "mode": "stateful",
+                "seq_len": 16,
+                "batch_size": 190,
+                "val_fraction": 0.5,
+            },
+        }
+        return run_config(
+            folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "preserve"}}]
+        )
 
     check_resume(tmp_path, make_config, resume_step, batches=6, mid_epoch=mid_epoch)
 
@@ -116,20 +131,42 @@ def test_stateless_char_rnn_resumes_exactly(tmp_path, small_corpus):
     # 20,000 training characters in 1,249 windows of 16, batches of 200: 7 batches per epoch; resume mid-epoch 1.
     def make_config(folder):
         model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}
-        data = {"class_path": "datamodules.CharDataModule",
-                "init_args": {"source": str(small_corpus), "mode": "stateless", "seq_len": 16, "batch_size": 200, "val_fraction": 0.5}}  # fmt: skip
-        return run_config(folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}])
+        data = {
+            "class_path": "datamodules.CharDataModule",
+            "init_args": {
+                "source": str(small_corpus),
+                "mode": "stateless",
+                "seq_len": 16,
+                "batch_size": 200,
+                "val_fraction": 0.5,
+            },
+        }
+        return run_config(
+            folder, model, data, [{"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}}]
+        )
 
     check_resume(tmp_path, make_config, resume_step=10, batches=7, mid_epoch=True)
 
 
 def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
     def make_config(folder):
-        model = {"class_path": "zoo.Transformer",
-                 "init_args": {"d_model": 16, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ffn_dim": 32,
-                               "dropout": 0.3, "warmup_steps": 4, "test_beam_size": 1}}  # fmt: skip
-        data = {"class_path": "datamodules.TranslationDataModule",
-                "init_args": {"source": str(toy_folder), "pair": "en-xx", "vocab_size": 60, "max_tokens": 3000}}  # fmt: skip
+        model = {
+            "class_path": "zoo.Transformer",
+            "init_args": {
+                "d_model": 16,
+                "heads": 2,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "ffn_dim": 32,
+                "dropout": 0.3,
+                "warmup_steps": 4,
+                "test_beam_size": 1,
+            },
+        }
+        data = {
+            "class_path": "datamodules.TranslationDataModule",
+            "init_args": {"source": str(toy_folder), "pair": "en-xx", "vocab_size": 60, "max_tokens": 3000},
+        }
         return run_config(folder, model, data, [])
 
     check_resume(tmp_path, make_config, resume_step=9, batches=6, mid_epoch=True)
@@ -138,8 +175,8 @@ def test_bucketed_transformer_run_resumes_exactly(tmp_path, toy_folder):
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch, small_corpus):
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-    from zoo.hub.atomic_checkpoint_io import AtomicCheckpointIO
     from zoo.cli import ZooCLI
+    from zoo.hub.atomic_checkpoint_io import AtomicCheckpointIO
 
     target = tmp_path / "checkpoints" / "last.ckpt"
     io = AtomicCheckpointIO()
@@ -157,6 +194,17 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch, small_corpus)
     assert read_checkpoint(target) == {"step": 1}  # the previous checkpoint is intact
     assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]  # and no partial file stays
 
-    cli = ZooCLI(args=["--model", "zoo.CharRNN", "--data", "datamodules.CharDataModule", "--data.source", str(small_corpus),
-                       "--trainer.logger", "false"], run=False)  # fmt: skip
+    cli = ZooCLI(
+        args=[
+            "--model",
+            "zoo.CharRNN",
+            "--data",
+            "datamodules.CharDataModule",
+            "--data.source",
+            str(small_corpus),
+            "--trainer.logger",
+            "false",
+        ],
+        run=False,
+    )
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)  # `zoo fit` uses it by default

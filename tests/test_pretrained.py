@@ -53,7 +53,9 @@ def test_float16_bundle_is_half_the_size_and_loads_as_float32(tmp_path, char_rnn
     torch.testing.assert_close(loaded(tokens)[0], char_rnn(tokens)[0], atol=2e-2, rtol=0)
 
 
-def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_whole(tmp_path, char_rnn, translator, capsys):
+def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_whole(
+    tmp_path, char_rnn, translator, capsys
+):
     out = tmp_path / "bundle"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -135,7 +137,11 @@ class RunsCode:
 def test_a_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path, char_rnn):
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.ckpt"
-    checkpoint = {"state_dict": char_rnn.state_dict(), "hyper_parameters": {"_class_path": "zoo.CharRNN"}, "x": RunsCode(marker)}
+    checkpoint = {
+        "state_dict": char_rnn.state_dict(),
+        "hyper_parameters": {"_class_path": "zoo.CharRNN"},
+        "x": RunsCode(marker),
+    }
     with open(path, "wb") as file:
         pickle.dump(checkpoint, file, protocol=2)  # torch.load reads plain pickles too
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
@@ -172,7 +178,9 @@ def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
 
 def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translator, capsys):
     checkpoint = str(save_checkpoint(translator, tmp_path / "t.ckpt"))
-    assert zoo_here("translate", "--checkpoint", checkpoint, "--beam-size", "3", stdin="a man runs\n\nthe red ball\n") == (0, "")
+    assert zoo_here(
+        "translate", "--checkpoint", checkpoint, "--beam-size", "3", stdin="a man runs\n\nthe red ball\n"
+    ) == (0, "")
     lines = capsys.readouterr().out.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # three outputs, the empty one kept
     assert [lines[0], lines[2]] == translator.translate(["a man runs", "the red ball"], strategy="beam", beam_size=3)
@@ -185,7 +193,9 @@ def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translat
 
 
 def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator, capsys):
-    code, _ = zoo_here("translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n")
+    code, _ = zoo_here(
+        "translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n"
+    )
     assert code == 2 and "CharRNN, which does not translate" in capsys.readouterr().err
     code, _ = zoo_here("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
     assert code == 2 and "Transformer, which does not continue text" in capsys.readouterr().err

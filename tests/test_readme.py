@@ -31,7 +31,9 @@ from zoo.cli import main
 REPO = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.S | re.M)
 PYTHON = [code for language, code in BLOCKS if language == "python"]
-ZOO_LINES = [line for language, code in BLOCKS if language == "bash" for line in code.splitlines() if line.startswith("zoo ")]
+ZOO_LINES = [
+    line for language, code in BLOCKS if language == "bash" for line in code.splitlines() if line.startswith("zoo ")
+]
 TRAINING = ("zoo fit ", "zoo validate ", "zoo test ")
 
 

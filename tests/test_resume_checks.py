@@ -8,17 +8,42 @@ import pytest
 from tests.conftest import REPO, only, save_checkpoint, zoo_here
 
 STATEFUL = str(REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml")
-TINY = ["--model.init_args.hidden_size", "8", "--model.init_args.num_layers", "1", "--model.init_args.dropout", "0",
-        "--data.init_args.seq_len", "8", "--data.init_args.batch_size", "4", "--trainer.limit_val_batches", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]  # fmt: skip
+TINY = [
+    "--model.init_args.hidden_size",
+    "8",
+    "--model.init_args.num_layers",
+    "1",
+    "--model.init_args.dropout",
+    "0",
+    "--data.init_args.seq_len",
+    "8",
+    "--data.init_args.batch_size",
+    "4",
+    "--trainer.limit_val_batches",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+]
 
 
 @pytest.fixture
 def trained(tmp_path, small_corpus, monkeypatch, capsys):
     """A 2-step stateful char-RNN run without a logger (its last.ckpt, in tmp_path/checkpoints)."""
     monkeypatch.chdir(tmp_path)
-    code, message = zoo_here("fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus), *TINY,
-                             "--trainer.max_steps", "2", "--trainer.logger", "false")  # fmt: skip
+    code, message = zoo_here(
+        "fit",
+        "--config",
+        STATEFUL,
+        "--data.init_args.source",
+        str(small_corpus),
+        *TINY,
+        "--trainer.max_steps",
+        "2",
+        "--trainer.logger",
+        "false",
+    )
     assert code == 0, message
     capsys.readouterr()
     return tmp_path / "checkpoints" / "last.ckpt"
@@ -37,15 +62,24 @@ def test_another_vocabulary_of_the_same_size_is_refused_and_the_checkpoint_kept(
     other = small_corpus.with_name("other.txt")
     other.write_text(text.replace("z", "#"))  # the same number of characters, one of them different
     before = trained.read_bytes()
-    message = refuse(capsys, "--data.init_args.source", str(other), "--trainer.logger", "false", "--ckpt_path", str(trained))
+    message = refuse(
+        capsys, "--data.init_args.source", str(other), "--trainer.logger", "false", "--ckpt_path", str(trained)
+    )
     assert "trained on other data: its vocab differs" in message and "new here: '#', missing here: 'z'" in message
     assert trained.read_bytes() == before and [p.name for p in trained.parent.iterdir()] == ["last.ckpt"]
 
 
 def test_another_model_class_is_refused_before_a_wandb_run_starts(trained, small_corpus, translator, tmp_path, capsys):
     transformer = save_checkpoint(translator, tmp_path / "transformer.ckpt")
-    message = refuse(capsys, "--data.init_args.source", str(small_corpus), "--trainer.logger.init_args.save_dir",
-                     str(tmp_path / "runs"), "--ckpt_path", str(transformer))  # fmt: skip
+    message = refuse(
+        capsys,
+        "--data.init_args.source",
+        str(small_corpus),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--ckpt_path",
+        str(transformer),
+    )
     assert "holds a zoo.Transformer, not a zoo.CharRNN" in message
     assert not (tmp_path / "runs").exists()  # no W&B run was started (let alone continued)
 
@@ -53,16 +87,29 @@ def test_another_model_class_is_refused_before_a_wandb_run_starts(trained, small
 def test_a_damaged_checkpoint_is_refused_in_one_line(trained, small_corpus, capsys):
     truncated = trained.with_name("truncated.ckpt")
     truncated.write_bytes(trained.read_bytes()[:3000])
-    message = refuse(capsys, "--data.init_args.source", str(small_corpus), "--trainer.logger", "false",
-                     "--ckpt_path", str(truncated))  # fmt: skip
+    message = refuse(
+        capsys, "--data.init_args.source", str(small_corpus), "--trainer.logger", "false", "--ckpt_path", str(truncated)
+    )
     assert f"cannot read checkpoint {truncated}" in message
 
 
 def test_a_run_without_logger_never_overwrites_a_users_file(trained, small_corpus, tmp_path, capsys):
     # The fixture's run wrote lightning_config.yaml into the working folder; a user's own file of that name stays.
     (tmp_path / "lightning_config.yaml").write_text("my notes\n")
-    code, message = zoo_here("fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus), *TINY,
-                             "--trainer.max_steps", "4", "--trainer.logger", "false", "--ckpt_path", str(trained))  # fmt: skip
+    code, message = zoo_here(
+        "fit",
+        "--config",
+        STATEFUL,
+        "--data.init_args.source",
+        str(small_corpus),
+        *TINY,
+        "--trainer.max_steps",
+        "4",
+        "--trainer.logger",
+        "false",
+        "--ckpt_path",
+        str(trained),
+    )
     assert code == 0, message
     assert (tmp_path / "lightning_config.yaml").read_text() == "my notes\n"
     assert "max_steps: 4" in (tmp_path / "lightning_config-1.yaml").read_text()
@@ -73,11 +120,42 @@ def test_every_shipped_config_trains_with_logging_off(config, small_corpus, toy_
     """The README says `--trainer.logger false` turns logging off: it must work with every config."""
     monkeypatch.chdir(tmp_path)
     translation = "seq2seq" in config or "multi30k" in config
-    data = (["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx", "--data.init_args.vocab_size",
-             "60", "--data.init_args.max_tokens", "400"] if translation else
-            ["--data.init_args.source", str(small_corpus), "--data.init_args.seq_len", "16", "--data.init_args.batch_size", "4"])  # fmt: skip
-    code, message = zoo_here("fit", "--config", str(REPO / config), *data, "--trainer.logger", "false",
-                             "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
-                             "false", "--trainer.enable_model_summary", "false")  # fmt: skip
+    data = (
+        [
+            "--data.init_args.source",
+            str(toy_folder),
+            "--data.init_args.pair",
+            "en-xx",
+            "--data.init_args.vocab_size",
+            "60",
+            "--data.init_args.max_tokens",
+            "400",
+        ]
+        if translation
+        else [
+            "--data.init_args.source",
+            str(small_corpus),
+            "--data.init_args.seq_len",
+            "16",
+            "--data.init_args.batch_size",
+            "4",
+        ]
+    )
+    code, message = zoo_here(
+        "fit",
+        "--config",
+        str(REPO / config),
+        *data,
+        "--trainer.logger",
+        "false",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    )
     assert code == 0, message
     assert only(Path(tmp_path).glob("**/last.ckpt")).is_file()

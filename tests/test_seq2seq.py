@@ -40,7 +40,9 @@ def test_a_sentence_gets_the_same_logits_alone_and_beside_a_much_longer_one(kind
     alone, batched = collate_pairs([short]), collate_pairs([short, long])
 
     def logits(batch):
-        state = model.init_state(model.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"]))
+        state = model.init_state(
+            model.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"])
+        )
         rows = []
         for t in range(batch["tgt_in"].shape[1]):
             log_probs, state = model.step(batch["tgt_in"][:, t], state)
@@ -65,8 +67,10 @@ def test_learns_to_reverse_strings_in_seconds(kind):
 @pytest.mark.parametrize("kind", ["bahdanau", "general"])
 def test_overfits_a_handful_of_pairs_to_exact_reproduction(kind):
     rng = random.Random(SEED)
-    pairs = [{"src_ids": [rng.randint(3, 11) for _ in range(6)], "tgt_ids": [rng.randint(3, 11) for _ in range(5)]}
-             for _ in range(6)]  # fmt: skip
+    pairs = [
+        {"src_ids": [rng.randint(3, 11) for _ in range(6)], "tgt_ids": [rng.randint(3, 11) for _ in range(5)]}
+        for _ in range(6)
+    ]
     score, steps = train_until(tiny(kind, seed=SEED), pairs, pairs, bar=1.0, max_steps=600, check_every=25, seed=SEED)
     assert score == 1.0, f"exact match {score:.3f} after {steps} steps"
 
@@ -74,8 +78,10 @@ def test_overfits_a_handful_of_pairs_to_exact_reproduction(kind):
 @pytest.mark.trains
 def test_lstm_adaptive_softmax_and_tied_embeddings_train():
     pairs = reverse_task(200, seed=SEED + 2)
-    models = (tiny(cell="lstm", seed=SEED, adaptive_softmax_cutoffs=[6]),
-              tiny("general", seed=SEED, embedding_dim=32, tie_embeddings=True))  # fmt: skip
+    models = (
+        tiny(cell="lstm", seed=SEED, adaptive_softmax_cutoffs=[6]),
+        tiny("general", seed=SEED, embedding_dim=32, tie_embeddings=True),
+    )
     for model in models:
         with torch.no_grad():
             before = float(model.eval().sequence_loss(collate_pairs(pairs))[0])
@@ -85,8 +91,14 @@ def test_lstm_adaptive_softmax_and_tied_embeddings_train():
         with torch.no_grad():
             after = float(model.eval().sequence_loss(collate_pairs(pairs))[0])
         assert after < 0.9 * before, (before, after)
-        log_probs, _ = model.step(torch.tensor([1]), model.init_state(
-            model.encode(torch.tensor([[4, 5]]), torch.zeros(1, 2, dtype=torch.bool)), torch.zeros(1, 2, dtype=torch.bool), 1))
+        log_probs, _ = model.step(
+            torch.tensor([1]),
+            model.init_state(
+                model.encode(torch.tensor([[4, 5]]), torch.zeros(1, 2, dtype=torch.bool)),
+                torch.zeros(1, 2, dtype=torch.bool),
+                1,
+            ),
+        )
         torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(1))
 
 

@@ -11,24 +11,47 @@ REPO = Path(__file__).resolve().parents[1]
 def test_fit_then_test_a_seq2seq_checkpoint(toy_folder, monkeypatch, capsys):
     work = toy_folder.parent
     config = str(REPO / "configs" / "seq2seq" / "multi30k_en_fr_luong.yaml")
-    data = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx",
-            "--data.init_args.vocab_size", "100", "--data.init_args.max_tokens", "400"]  # fmt: skip
-    tiny = ["--model.init_args.embedding_dim", "16", "--model.init_args.hidden_size", "32",
-            "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--trainer.log_every_n_steps", "1",
-            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    data = [
+        "--data.init_args.source",
+        str(toy_folder),
+        "--data.init_args.pair",
+        "en-xx",
+        "--data.init_args.vocab_size",
+        "100",
+        "--data.init_args.max_tokens",
+        "400",
+    ]
+    tiny = [
+        "--model.init_args.embedding_dim",
+        "16",
+        "--model.init_args.hidden_size",
+        "32",
+        "--trainer.max_steps",
+        "8",
+        "--trainer.val_check_interval",
+        "4",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     fit = run_zoo("fit", "--config", config, *data, *tiny, cwd=work)
     assert fit.returncode == 0, fit.stderr[-3000:]
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
 
     # `zoo test` in this process (fit above ran as a user's separate process), without W&B here.
     monkeypatch.chdir(work)
-    assert zoo_here("test", "--config", config, *data, *tiny, "--trainer.logger", "false", "--ckpt_path", str(last)) == (0, "")
+    assert zoo_here(
+        "test", "--config", config, *data, *tiny, "--trainer.logger", "false", "--ckpt_path", str(last)
+    ) == (0, "")
     assert "test/bleu" in capsys.readouterr().out
 
     model = load_model(last)  # no DataModule, no config
     assert model.hparams.attention == "general" and model.hparams.src_vocab_size <= 100
     sentences, beam = ["a man runs", "the red ball"], {"strategy": "beam", "beam_size": 3}
-    assert model.translate(sentences, **beam) == [model.translate([s], **beam)[0] for s in sentences]  # batched == alone
+    assert model.translate(sentences, **beam) == [
+        model.translate([s], **beam)[0] for s in sentences
+    ]  # batched == alone
     (hypotheses,) = model.translate_n_best(["a man runs"], strategy="beam", beam_size=3, n_best=3)
     assert hypotheses[0][0] == model.translate(["a man runs"], **beam)[0]
     assert [score for _, score in hypotheses] == sorted((score for _, score in hypotheses), reverse=True)

@@ -9,14 +9,23 @@ from datamodules.collate import collate_pairs
 from tests.conftest import SEED, only, run_zoo, save_checkpoint, zoo_here
 from tests.toy_tasks import reverse_task, train_until
 from tests.wandb_records import history_rows
-from zoo.modules.positional_encoding import sinusoidal_table
 from zoo.models.transformer import Transformer
+from zoo.modules.positional_encoding import sinusoidal_table
 
 
 def tiny(seed=0, **kwargs):
     torch.manual_seed(seed)
-    options = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ffn_dim=64, dropout=0.0,
-                   learning_rate=2e-3, warmup_steps=100, label_smoothing=0.0)  # fmt: skip
+    options = dict(
+        d_model=32,
+        heads=4,
+        encoder_layers=2,
+        decoder_layers=2,
+        ffn_dim=64,
+        dropout=0.0,
+        learning_rate=2e-3,
+        warmup_steps=100,
+        label_smoothing=0.0,
+    )
     return Transformer(12, 12, **{**options, **kwargs})
 
 
@@ -54,7 +63,9 @@ def test_future_target_tokens_and_pads_change_nothing_earlier():
     base = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 9, 10]}])
     changed = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 5, 5]}])
     torch.testing.assert_close(logits_of(model, changed)[:, :3], logits_of(model, base)[:, :3])
-    padded = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 9, 10]}, {"src_ids": list(range(3, 12)), "tgt_ids": [4] * 9}])
+    padded = collate_pairs(
+        [{"src_ids": [4, 5, 6], "tgt_ids": [7, 8, 9, 10]}, {"src_ids": list(range(3, 12)), "tgt_ids": [4] * 9}]
+    )
     torch.testing.assert_close(logits_of(model, padded)[0, :5], logits_of(model, base)[0], atol=1e-5, rtol=1e-5)
 
 
@@ -63,8 +74,9 @@ def test_cached_decoding_equals_a_full_forward_pass():
     model = tiny().eval()
     batch = collate_pairs([{"src_ids": [4, 5, 6, 7], "tgt_ids": []}, {"src_ids": [8, 9], "tgt_ids": []}])
     for strategy in ("greedy", "beam"):
-        results = model.generate(batch["src"], batch["src_pad_mask"], strategy=strategy, beam_size=3, n_best=1,
-                                 max_len=8, length_penalty=0.0)  # fmt: skip
+        results = model.generate(
+            batch["src"], batch["src_pad_mask"], strategy=strategy, beam_size=3, n_best=1, max_len=8, length_penalty=0.0
+        )
         for row, (best,) in enumerate(results):
             one = {k: v[row : row + 1] for k, v in batch.items() if torch.is_tensor(v)}
             tgt_in = torch.cat([torch.tensor([model.bos_id]), best.tokens[:-1]])[None]
@@ -91,14 +103,34 @@ def test_zoo_fit_then_test_a_transformer(toy_folder, monkeypatch, capsys):
 
     work = toy_folder.parent
     config = str(Path(__file__).resolve().parents[1] / "configs" / "transformer" / "multi30k_en_fr.yaml")
-    args = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx",
-            "--data.init_args.vocab_size", "100", "--data.init_args.max_tokens", "400",
-            "--model.init_args.d_model", "32", "--model.init_args.ffn_dim", "64", "--model.init_args.warmup_steps", "4",
-            "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    args = [
+        "--data.init_args.source",
+        str(toy_folder),
+        "--data.init_args.pair",
+        "en-xx",
+        "--data.init_args.vocab_size",
+        "100",
+        "--data.init_args.max_tokens",
+        "400",
+        "--model.init_args.d_model",
+        "32",
+        "--model.init_args.ffn_dim",
+        "64",
+        "--model.init_args.warmup_steps",
+        "4",
+        "--trainer.max_steps",
+        "8",
+        "--trainer.val_check_interval",
+        "4",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     fit = run_zoo("fit", "--config", config, *args, cwd=work)
     assert fit.returncode == 0, fit.stderr[-3000:]
     logged = {key for row in history_rows(only(work.glob("runs/wandb/offline-run-*/run-*.wandb"))) for key in row}
-    assert {"val/bleu", "translations/_type", "attention/0/_type"} <= logged, sorted(logged)  # TranslationSamplesCallback
+    assert {"val/bleu", "translations/_type", "attention/0/_type"} <= logged, sorted(
+        logged
+    )  # TranslationSamplesCallback
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
     monkeypatch.chdir(work)  # `zoo test` in this process (fit above ran as a user's separate process), without W&B
     assert zoo_here("test", "--config", config, *args, "--trainer.logger", "false", "--ckpt_path", str(last)) == (0, "")
@@ -148,7 +180,9 @@ def test_layers_match_torch_reference_layers(norm_first):
     src, tgt = torch.randn(2, 7, D), torch.randn(2, 5, D)
     pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3])
     torch.testing.assert_close(enc(src, pad)[0, :], ref_enc(src, src_key_padding_mask=pad)[0, :], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(enc(src, pad)[1, :4], ref_enc(src, src_key_padding_mask=pad)[1, :4], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        enc(src, pad)[1, :4], ref_enc(src, src_key_padding_mask=pad)[1, :4], atol=1e-5, rtol=1e-5
+    )
 
     causal = nn.Transformer.generate_square_subsequent_mask(5)
     expected = ref_dec(tgt, src, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
@@ -207,15 +241,34 @@ def test_zoo_fit_then_generate_with_the_char_transformer(small_corpus, monkeypat
 
     work = small_corpus.parent
     config = str(Path(__file__).resolve().parents[1] / "configs" / "transformer" / "shakespeare_char.yaml")
-    args = ["--data.init_args.source", str(small_corpus), "--data.init_args.seq_len", "32",
-            "--model.init_args.d_model", "32", "--model.init_args.heads", "2", "--model.init_args.layers", "1",
-            "--trainer.max_steps", "6", "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "2",
-            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    args = [
+        "--data.init_args.source",
+        str(small_corpus),
+        "--data.init_args.seq_len",
+        "32",
+        "--model.init_args.d_model",
+        "32",
+        "--model.init_args.heads",
+        "2",
+        "--model.init_args.layers",
+        "1",
+        "--trainer.max_steps",
+        "6",
+        "--trainer.val_check_interval",
+        "3",
+        "--trainer.limit_val_batches",
+        "2",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     monkeypatch.chdir(work)  # in this process, without W&B: test_cli and the Transformer test run `zoo fit` apart
     assert zoo_here("fit", "--config", config, *args, "--trainer.logger", "false") == (0, "")
     last = only(work.glob("checkpoints/last.ckpt"))
     capsys.readouterr()
-    assert zoo_here("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0") == (0, "")
+    assert zoo_here("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", "--length", "40", "--seed", "0") == (
+        0,
+        "",
+    )
     out = capsys.readouterr().out
     assert out.startswith("ROMEO:") and len(out) == len("ROMEO:") + 40 + 1
 
@@ -229,15 +282,19 @@ def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
     with torch.no_grad():
         for p in second.parameters():
             p.add_(torch.randn_like(p))
-    path = average_checkpoints([save_checkpoint(first, tmp_path / "a.ckpt"), save_checkpoint(second, tmp_path / "b.ckpt")],
-                               tmp_path / "avg.ckpt")  # fmt: skip
+    path = average_checkpoints(
+        [save_checkpoint(first, tmp_path / "a.ckpt"), save_checkpoint(second, tmp_path / "b.ckpt")],
+        tmp_path / "avg.ckpt",
+    )
     for averaged in (load_model(path), Transformer.load_from_checkpoint(path)):
         for name, value in averaged.state_dict().items():
             assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
     saved = read_checkpoint(path)
     assert (saved["global_step"], saved["averaged_checkpoints"]) == (99, 2)  # the last snapshot's step
     with pytest.raises(CheckpointError, match="other hyperparameters"):
-        average_checkpoints([save_checkpoint(tiny(ffn_dim=32), tmp_path / "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt")
+        average_checkpoints(
+            [save_checkpoint(tiny(ffn_dim=32), tmp_path / "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt"
+        )
 
 
 def test_decoding_lengths_respect_the_models_positions():

@@ -65,7 +65,9 @@ def test_invalid_utf8_names_the_file_and_line_and_writes_nothing(translator_chec
     assert "Traceback" not in err
 
 
-def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(translator, translator_checkpoint, tmp_path, capsys):
+def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
+    translator, translator_checkpoint, tmp_path, capsys
+):
     room = translator.max_source_tokens - 1
     long = " ".join(["dog"] * (room + 50))
     n = translator.source_lengths([long])[0]
@@ -107,9 +109,11 @@ def test_length_limits_mean_what_they_say(translator):
     # A library call applies the model's own limits (max_len_a * source length + max_len_b), as `zoo translate` does.
     limit = int(translator.hparams.max_len_a * n + translator.hparams.max_len_b)
     for strategy in ("greedy", "beam"):
-        (best, *_), = translator.generate(batch["src"], batch["src_pad_mask"], strategy=strategy)
+        ((best, *_),) = translator.generate(batch["src"], batch["src_pad_mask"], strategy=strategy)
         assert len(best.tokens) <= limit
-        explicit = translator.generate(batch["src"], batch["src_pad_mask"], strategy=strategy, max_len_a=1.5, max_len_b=10)
+        explicit = translator.generate(
+            batch["src"], batch["src_pad_mask"], strategy=strategy, max_len_a=1.5, max_len_b=10
+        )
         assert torch.equal(explicit[0][0].tokens, best.tokens)
     with pytest.raises(ValueError, match="max_len_a and max_len_b must be >= 0"):
         translator.translate([src], max_len_a=-1)

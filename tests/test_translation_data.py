@@ -11,6 +11,7 @@ from datamodules.collate import collate_pairs
 from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, normalize, train_tokenizer
 from datamodules.translation_datamodule import TranslationDataModule
 
+
 def toy_module(folder, **kwargs):
     options = dict(pair="en-xx", tokenizer="bpe", vocab_size=100, max_tokens=200)
     return TranslationDataModule(str(folder), **{**options, **kwargs})

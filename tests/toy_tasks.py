@@ -46,7 +46,9 @@ def training_steps(model, pairs, seed: int = 0, batch_size: int = 64):
         yield step
 
 
-def train_until(model, pairs, held_out, bar: float, max_steps: int, check_every: int = 50, seed: int = 0) -> tuple[float, int]:
+def train_until(
+    model, pairs, held_out, bar: float, max_steps: int, check_every: int = 50, seed: int = 0
+) -> tuple[float, int]:
     """Train until exact match on ``held_out`` reaches ``bar`` or ``max_steps`` pass: (exact match, steps)."""
     score = 0.0
     for step in training_steps(model, pairs, seed):

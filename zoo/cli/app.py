@@ -1,9 +1,9 @@
 """The `zoo` command: Lightning's fit/validate/test/predict from one YAML file, plus inference commands.
 
-    zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.hidden_size 256 ...]
-    zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
-    zoo translate --checkpoint PATH < sentences.txt
-    zoo export --checkpoint PATH --out BUNDLE_DIR
+zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.hidden_size 256 ...]
+zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
+zoo translate --checkpoint PATH < sentences.txt
+zoo export --checkpoint PATH --out BUNDLE_DIR
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
 from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
+from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
 COMMANDS = {  # subcommands outside LightningCLI: module, function
@@ -33,7 +33,9 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
 # CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
 USER_ERRORS = (ValueError, OSError, MisconfigurationException)
-LIBRARY_PACKAGES = [Path(__file__).resolve().parents[2] / name for name in ("zoo", "datamodules", "callbacks")]  # zoo/cli/app.py
+LIBRARY_PACKAGES = [
+    Path(__file__).resolve().parents[2] / name for name in ("zoo", "datamodules", "callbacks")
+]  # zoo/cli/app.py
 HELP = """usage: zoo COMMAND [options]       (zoo COMMAND --help: that command's options)
 
 Train, evaluate and use sequence models. Every training run is one YAML file (configs/);

@@ -17,8 +17,12 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt file written by `zoo fit`")
     parser.add_argument("--out", required=True, help="the bundle folder to write: new or empty, unless --force")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder (as a whole)")
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
-                        help="storage type of the weights (float16 halves the size; loading gives float32)")  # fmt: skip
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="storage type of the weights (float16 halves the size; loading gives float32)",
+    )
     args = parser.parse_args(argv)
     try:
         folder = export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)

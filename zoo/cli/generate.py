@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.hub.checkpoints import CheckpointError
 from zoo.generation.options import DecodingOptions
+from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.pretrained import load_for_command
 
 MAX_LENGTH = 20_000  # about two minutes for the shipped char-RNN on a 2-core CPU; longer: call generate_texts
@@ -15,13 +15,16 @@ PROGRESS_ABOVE = 1_000  # tokens: longer generations show a progress bar on stde
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zoo generate", description="Continue a prompt with a language model (a checkpoint, bundle or pretrained name)."
+        prog="zoo generate",
+        description="Continue a prompt with a language model (a checkpoint, bundle or pretrained name).",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
     model.add_argument("--pretrained", help="a registered name (e.g. char-rnn-shakespeare), a bundle folder, or a URL")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    parser.add_argument("--length", type=int, default=300, help=f"characters to generate (default 300, at most {MAX_LENGTH:,})")
+    parser.add_argument(
+        "--length", type=int, default=300, help=f"characters to generate (default 300, at most {MAX_LENGTH:,})"
+    )
     parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample", help="default sample")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling: > 0, lower is more conservative")
     parser.add_argument("--top-k", type=int, default=None, help="sampling: only the k most likely tokens")
@@ -42,14 +45,23 @@ def generate_main(argv: list[str]) -> None:
             f"Fix: ask for less, or call model.generate_texts(prompt, length) from Python."
         )
     options = dict(
-        strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        beam_size=args.beam_size, n_best=args.n_best, length_penalty=args.length_penalty, seed=args.seed,
+        strategy=args.strategy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        beam_size=args.beam_size,
+        n_best=args.n_best,
+        length_penalty=args.length_penalty,
+        seed=args.seed,
         progress=args.length > PROGRESS_ABOVE,
-    )  # fmt: skip
+    )
     try:
         DecodingOptions(**options).check()  # before loading anything
         model = load_for_command(
-            args.checkpoint, args.pretrained, "generate_texts", "does not continue text. Fix: pass a language "
+            args.checkpoint,
+            args.pretrained,
+            "generate_texts",
+            "does not continue text. Fix: pass a language "
             "model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`.",
         )
         results = model.generate_texts(args.prompt, args.length, **options)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zoo.hub.checkpoints import CheckpointError
-from zoo.generation.options import DecodingOptions
-from zoo.hub.pretrained import load_for_command
 from zoo.cli.text_lines import InputError, one_line, read_lines
+from zoo.generation.options import DecodingOptions
+from zoo.hub.checkpoints import CheckpointError
+from zoo.hub.pretrained import load_for_command
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 
@@ -24,18 +24,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
-    model.add_argument("--pretrained", help="a registered name (e.g. transformer-multi30k-en-fr), a bundle folder, or a URL")
+    model.add_argument(
+        "--pretrained", help="a registered name (e.g. transformer-multi30k-en-fr), a bundle folder, or a URL"
+    )
     parser.add_argument("--input", type=Path, default=None, help="a text file, one sentence per line (default: stdin)")
     parser.add_argument("--beam-size", type=int, default=5, help="1 decodes greedily (default 5)")
-    parser.add_argument("--n-best", type=int, default=1,
-                        help="translations per sentence; above 1 each output line is 'line ||| translation ||| score'")  # fmt: skip
-    parser.add_argument("--max-len-a", type=float, default=None, help="length limit a * source length + b (default: the model's)")
+    parser.add_argument(
+        "--n-best",
+        type=int,
+        default=1,
+        help="translations per sentence; above 1 each output line is 'line ||| translation ||| score'",
+    )
+    parser.add_argument(
+        "--max-len-a", type=float, default=None, help="length limit a * source length + b (default: the model's)"
+    )
     parser.add_argument("--max-len-b", type=int, default=None, help="see --max-len-a")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
-    parser.add_argument("--too-long", choices=["truncate", "skip", "error"], default="truncate",
-                        help="a line longer than the model reads: translate its first tokens (default), write an "
-                        "empty line, or stop before translating anything; either of the first two is reported on stderr")  # fmt: skip
+    parser.add_argument(
+        "--too-long",
+        choices=["truncate", "skip", "error"],
+        default="truncate",
+        help="a line longer than the model reads: translate its first tokens (default), write an "
+        "empty line, or stop before translating anything; either of the first two is reported on stderr",
+    )
     return parser
 
 
@@ -44,13 +56,20 @@ def translate_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    options = {"strategy": "beam" if args.beam_size > 1 or args.n_best > 1 else "greedy", "beam_size": args.beam_size,
-               "n_best": args.n_best, "length_penalty": args.length_penalty}  # fmt: skip
+    options = {
+        "strategy": "beam" if args.beam_size > 1 or args.n_best > 1 else "greedy",
+        "beam_size": args.beam_size,
+        "n_best": args.n_best,
+        "length_penalty": args.length_penalty,
+    }
     options.update({k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None})
     try:
         DecodingOptions(**options).check()  # before loading anything
         model = load_for_command(
-            args.checkpoint, args.pretrained, "translate_n_best", "does not translate. Fix: pass a translation "
+            args.checkpoint,
+            args.pretrained,
+            "translate_n_best",
+            "does not translate. Fix: pass a translation "
             "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
         )
         lines = read_lines(args.input)
@@ -61,7 +80,9 @@ def translate_main(argv: list[str]) -> None:
         parser.exit(2, f"zoo translate: error: {error}\n")
 
 
-def translate_lines(model, lines: list[str], batch_size: int, options: dict, too_long: str = "truncate", name: str = "input"):
+def translate_lines(
+    model, lines: list[str], batch_size: int, options: dict, too_long: str = "truncate", name: str = "input"
+):
     """Output lines in input order: exactly one per input line (``n_best`` lines 'i ||| text ||| score' with
     ``n_best`` > 1). Batches hold sentences of similar length (less padding). A line with nothing to
     translate gives an empty line; a line longer than the model reads (``max_source_tokens``) is, by
@@ -78,8 +99,10 @@ def translate_lines(model, lines: list[str], batch_size: int, options: dict, too
         )
     for i in long:
         done = f"translated its first {room}" if too_long == "truncate" else "skipped (an empty output line)"
-        print(f"zoo translate: {name}, line {i + 1}: {lengths[i]} tokens, more than the {room} this model reads; "
-              f"{done}.", file=sys.stderr)  # fmt: skip
+        print(
+            f"zoo translate: {name}, line {i + 1}: {lengths[i]} tokens, more than the {room} this model reads; {done}.",
+            file=sys.stderr,
+        )
     skipped = set(long) if too_long == "skip" else set()
     outputs: list[list[tuple[str, float]]] = [[] for _ in lines]
     todo = sorted((i for i, n in enumerate(lengths) if n and i not in skipped), key=lambda i: lengths[i])

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from zoo.generation.options import DecodingOptions, Hypothesis, attention_of, decoding_steps, length_penalty, mask_early_eos
+from zoo.generation.options import (
+    DecodingOptions,
+    Hypothesis,
+    attention_of,
+    decoding_steps,
+    length_penalty,
+    mask_early_eos,
+)
 
 NEG_INF = float("-inf")
 

@@ -30,6 +30,7 @@ from zoo.generation.nested import gather_rows
 from zoo.generation.options import DecodingOptions, Hypothesis
 from zoo.generation.sequential_decoding import decode_sequentially
 
+
 class DecodingMixin:
     eos_id: int | None = None
     bos_id: int | None = None
@@ -120,8 +121,12 @@ class DecodingMixin:
         limits = torch.full((batch_size,), max_len, dtype=torch.long)
         if opts.max_len_a is not None or opts.max_len_b is not None:
             if src is None:
-                raise ValueError("max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len.")
-            src_len = (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
+                raise ValueError(
+                    "max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len."
+                )
+            src_len = (
+                (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
+            )
             limits = ((opts.max_len_a or 0) * src_len + (opts.max_len_b or 0)).long().clamp(max=max_len)
         if bool((limits < max(opts.min_len, 1)).any()):
             raise ValueError(

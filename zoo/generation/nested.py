@@ -13,7 +13,8 @@ the number of rows changes (expanding sources to beams once, or dropping finishe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -32,7 +33,9 @@ def map_tensors(
     if isinstance(state, torch.Tensor):
         return fn(state)
     if dataclasses.is_dataclass(state) and not isinstance(state, type):
-        changes = {f.name: map_tensors(fn, getattr(state, f.name), on_static) for f in dataclasses.fields(state) if f.init}
+        changes = {
+            f.name: map_tensors(fn, getattr(state, f.name), on_static) for f in dataclasses.fields(state) if f.init
+        }
         return dataclasses.replace(state, **changes)
     if isinstance(state, dict):
         return type(state)((key, map_tensors(fn, value, on_static)) for key, value in state.items())

@@ -10,8 +10,9 @@ Beam search ranks by ``score``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
@@ -70,8 +71,12 @@ class DecodingOptions:
                 f"temperature must be > 0, got {self.temperature}. Fix: use a small value such as 0.5 for "
                 f"conservative samples, or strategy 'greedy' for the single most likely continuation."
             )
-        sampling_only = {"temperature": self.temperature != 1.0, "top_k": self.top_k is not None,
-                         "top_p": self.top_p is not None, "seed": self.seed is not None}  # fmt: skip
+        sampling_only = {
+            "temperature": self.temperature != 1.0,
+            "top_k": self.top_k is not None,
+            "top_p": self.top_p is not None,
+            "seed": self.seed is not None,
+        }
         ignored = [name for name, set_ in sampling_only.items() if set_ and self.strategy != "sample"]
         if ignored:
             raise ValueError(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from zoo.generation.options import DecodingOptions, Hypothesis, attention_of, decoding_steps, length_penalty, mask_early_eos
+from zoo.generation.options import (
+    DecodingOptions,
+    Hypothesis,
+    attention_of,
+    decoding_steps,
+    length_penalty,
+    mask_early_eos,
+)
 
 
 def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):

@@ -42,7 +42,10 @@ TOKENIZER_ARGS = ("src_tokenizer", "tgt_tokenizer")
 
 def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
     """What the checkpoint says about its quality: the monitored metric's best value, epoch and step."""
-    metrics: dict[str, float | int] = {"epoch": checkpoint.get("epoch", 0), "global_step": checkpoint.get("global_step", 0)}
+    metrics: dict[str, float | int] = {
+        "epoch": checkpoint.get("epoch", 0),
+        "global_step": checkpoint.get("global_step", 0),
+    }
     for key, state in checkpoint.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_score") is not None:
             metrics[f"best {state['monitor']}"] = round(float(state["best_model_score"]), 4)
@@ -132,8 +135,10 @@ def verify_checksums(folder: Path) -> None:
     bundles carried one) loads with a warning."""
     listing = folder / CHECKSUMS
     if not listing.is_file():
-        warnings.warn(f"{folder} has no {CHECKSUMS} (an older bundle), so its files cannot be checked. "
-                      f"Fix: export it again with `zoo export`.")  # fmt: skip
+        warnings.warn(
+            f"{folder} has no {CHECKSUMS} (an older bundle), so its files cannot be checked. "
+            f"Fix: export it again with `zoo export`."
+        )
         return
     listed = {}
     for line in listing.read_text(encoding="utf-8").splitlines():
@@ -159,7 +164,7 @@ def model_card(config: dict, parameters: int, dtype: str) -> str:
     metrics = "\n".join(f"| {k} | {v} |" for k, v in config["metrics"].items())
     return (
         f"# {name} ({parameters / 1e6:.2f}M parameters, weights in {dtype})\n\n"
-        f"A seq-zoo model bundle. Load it with `zoo.load_pretrained(\"<this folder>\")`.\n\n"
+        f'A seq-zoo model bundle. Load it with `zoo.load_pretrained("<this folder>")`.\n\n'
         f"## Evaluation (from the training checkpoint)\n\n| metric | value |\n|---|---|\n{metrics}\n\n"
         f"## Hyperparameters\n\n| argument | value |\n|---|---|\n{sizes}\n"
     )
@@ -170,12 +175,16 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
     folder = Path(folder)
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
-            raise CheckpointError(f"{folder} is not a model bundle: {name} is missing. Fix: write one with `zoo export`.")
+            raise CheckpointError(
+                f"{folder} is not a model bundle: {name} is missing. Fix: write one with `zoo export`."
+            )
     verify_checksums(folder)
     try:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{folder / CONFIG} is not valid JSON ({error}). Fix: export the bundle again.") from error
+        raise CheckpointError(
+            f"{folder / CONFIG} is not valid JSON ({error}). Fix: export the bundle again."
+        ) from error
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{folder / CONFIG} has format {config.get('format')!r}, this version reads {FORMAT!r}.")
     cls = model_class({"hyper_parameters": {"_class_path": config.get("class_path")}}, folder / CONFIG)
@@ -186,5 +195,7 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
     try:
         safetensors.torch.load_model(model, str(folder / WEIGHTS), strict=True)
     except Exception as error:  # a truncated file, or weights of another shape
-        raise CheckpointError(f"cannot load {folder / WEIGHTS} into {cls.__name__}: {error}. Fix: export the bundle again.") from error
+        raise CheckpointError(
+            f"cannot load {folder / WEIGHTS} into {cls.__name__}: {error}. Fix: export the bundle again."
+        ) from error
     return model.eval()

@@ -33,6 +33,13 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
     # The last snapshot's place in training and Lightning version (so Model.load_from_checkpoint works); no
     # optimizer or loop state, which would belong to the last snapshot alone.
     kept = {key: last[key] for key in ("epoch", "global_step", "pytorch-lightning_version") if key in last}
-    torch.save({**kept, "state_dict": averaged, "hyper_parameters": last["hyper_parameters"],
-                "averaged_checkpoints": len(checkpoints)}, out)  # fmt: skip
+    torch.save(
+        {
+            **kept,
+            "state_dict": averaged,
+            "hyper_parameters": last["hyper_parameters"],
+            "averaged_checkpoints": len(checkpoints),
+        },
+        out,
+    )
     return out

@@ -85,8 +85,17 @@ def build_model(cls: type[L.LightningModule], init_args: dict[str, Any], source:
 
 
 # Hyperparameters the CLI links from the DataModule: a checkpoint whose values differ was trained on other data.
-DATA_LINKED = ("vocab", "vocab_size", "src_vocab_size", "tgt_vocab_size", "src_tokenizer", "tgt_tokenizer",
-               "pad_id", "bos_id", "eos_id")  # fmt: skip
+DATA_LINKED = (
+    "vocab",
+    "vocab_size",
+    "src_vocab_size",
+    "tgt_vocab_size",
+    "src_tokenizer",
+    "tgt_tokenizer",
+    "pad_id",
+    "bos_id",
+    "eos_id",
+)
 FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run without --ckpt_path."
 
 

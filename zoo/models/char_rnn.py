@@ -54,7 +54,9 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         learning_rate: float = 2e-3,
     ):
         super().__init__()
-        require_positive(vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, embedding_dim=embedding_dim)
+        require_positive(
+            vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, embedding_dim=embedding_dim
+        )
         require_dropout(dropout=dropout)
         embedding_dim = embedding_dim or hidden_size
         if vocab is not None and len(vocab) != vocab_size:

@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from datamodules.checks import require_dropout, require_positive
-from zoo.modules.attention import Attention, AttentionKind
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
+from zoo.modules.attention import Attention, AttentionKind
 from zoo.tasks.translation import TranslationTask
 
 # Decoding state, batch-first: {"h": (B, layers, H), "c": (B, layers, H) for LSTM,
@@ -79,14 +79,23 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         test_beam_size: int = 5,
     ):
         super().__init__()
-        require_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, embedding_dim=embedding_dim,
-                         hidden_size=hidden_size, encoder_layers=encoder_layers, decoder_layers=decoder_layers,
-                         max_source_len=max_source_len, test_beam_size=test_beam_size)  # fmt: skip
+        require_positive(
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            max_source_len=max_source_len,
+            test_beam_size=test_beam_size,
+        )
         require_dropout(dropout=dropout)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
         if bidirectional and hidden_size % 2:
-            raise ValueError(f"a bidirectional encoder splits hidden_size across directions: use an even size, got {hidden_size}")
+            raise ValueError(
+                f"a bidirectional encoder splits hidden_size across directions: use an even size, got {hidden_size}"
+            )
         if tie_embeddings and (embedding_dim != hidden_size or adaptive_softmax_cutoffs):
             raise ValueError("tie_embeddings needs embedding_dim == hidden_size and no adaptive softmax")
         if not 0 <= teacher_forcing <= 1:
@@ -100,14 +109,25 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         H, E = hidden_size, embedding_dim
 
         self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=pad_id)
-        self.encoder = rnn(E, H // directions, encoder_layers, batch_first=True, bidirectional=bidirectional,
-                           dropout=dropout if encoder_layers > 1 else 0.0)  # fmt: skip
+        self.encoder = rnn(
+            E,
+            H // directions,
+            encoder_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if encoder_layers > 1 else 0.0,
+        )
         self.bridge = nn.ModuleList(nn.Linear(H, decoder_layers * H) for _ in range(2 if cell == "lstm" else 1))
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=pad_id)
         self.attention = Attention(attention, query_dim=H, key_dim=H, attention_dim=H)
         feeds_context = not self.luong or input_feeding
-        self.decoder = rnn(E + (H if feeds_context else 0), H, decoder_layers, batch_first=True,
-                           dropout=dropout if decoder_layers > 1 else 0.0)  # fmt: skip
+        self.decoder = rnn(
+            E + (H if feeds_context else 0),
+            H,
+            decoder_layers,
+            batch_first=True,
+            dropout=dropout if decoder_layers > 1 else 0.0,
+        )
         self.combine = nn.Linear(2 * H, H)  # [h; context] -> the features the output layer reads
         self.dropout = nn.Dropout(dropout)
         if adaptive_softmax_cutoffs:
@@ -184,7 +204,9 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
 
     def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing (with probability ``teacher_forcing`` per step, else the model's own guess)."""
-        state = self.init_state(self.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"]))
+        state = self.init_state(
+            self.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"])
+        )
         tokens, features = batch["tgt_in"][:, 0], []
         for t in range(batch["tgt_in"].shape[1]):
             step_features, state = self.decoder_step(tokens, state)

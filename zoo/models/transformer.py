@@ -71,9 +71,17 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         test_beam_size: int = 5,
     ):
         super().__init__()
-        require_positive(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, d_model=d_model, heads=heads,
-                         encoder_layers=encoder_layers, decoder_layers=decoder_layers, ffn_dim=ffn_dim,
-                         max_positions=max_positions, test_beam_size=test_beam_size)  # fmt: skip
+        require_positive(
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            d_model=d_model,
+            heads=heads,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            ffn_dim=ffn_dim,
+            max_positions=max_positions,
+            test_beam_size=test_beam_size,
+        )
         require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
@@ -84,8 +92,12 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)
         self.positions = PositionalEncoding(positional, d_model, max_positions)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(decoder_layers))
+        self.encoder = nn.ModuleList(
+            EncoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(encoder_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(decoder_layers)
+        )
         # Pre-norm stacks end in a norm; post-norm layers already end in one.
         self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
@@ -161,5 +173,7 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         return loss, real.sum()
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98), weight_decay=0.0
+        )
         return {"optimizer": optimizer, "lr_scheduler": warmup_inverse_sqrt(optimizer, self.hparams.warmup_steps)}

@@ -13,8 +13,8 @@ from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.modules.schedules import warmup_inverse_sqrt
-from zoo.tasks.language_model import LanguageModelTask
 from zoo.modules.transformer_layers import DecoderLayer
+from zoo.tasks.language_model import LanguageModelTask
 
 # Decoding state: {"cache": [per layer {"k", "v"}: (B, H, t, D/H)]}
 
@@ -45,8 +45,14 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         warmup_steps: int = 200,
     ):
         super().__init__()
-        require_positive(vocab_size=vocab_size, d_model=d_model, heads=heads, layers=layers, ffn_dim=ffn_dim,
-                         max_positions=max_positions)  # fmt: skip
+        require_positive(
+            vocab_size=vocab_size,
+            d_model=d_model,
+            heads=heads,
+            layers=layers,
+            ffn_dim=ffn_dim,
+            max_positions=max_positions,
+        )
         require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
@@ -56,13 +62,17 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         self.positions = PositionalEncoding(positional, d_model, max_positions)
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first, cross=False) for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first, cross=False) for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.output = nn.Linear(d_model, vocab_size, bias=False)
         self.output.weight = self.embedding.weight  # tied
 
     def init_state(self, memory, src_pad_mask, batch_size: int) -> dict:
-        empty = self.embedding.weight.new_zeros(batch_size, self.hparams.heads, 0, self.hparams.d_model // self.hparams.heads)
+        empty = self.embedding.weight.new_zeros(
+            batch_size, self.hparams.heads, 0, self.hparams.d_model // self.hparams.heads
+        )
         return {"cache": [{"k": empty, "v": empty} for _ in self.blocks]}
 
     def decode_tokens(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:

@@ -13,7 +13,9 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, heads: int):
         super().__init__()
         if d_model % heads:
-            raise ValueError(f"d_model {d_model} is not divisible by {heads} heads. Fix: choose heads that divide d_model.")
+            raise ValueError(
+                f"d_model {d_model} is not divisible by {heads} heads. Fix: choose heads that divide d_model."
+            )
         self.heads = heads
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)

@@ -108,14 +108,20 @@ class TranslationTask(ChecksCheckpointClass):
         return [n_best[0][0] for n_best in self.translate_n_best(sentences, truncate, **options)]
 
     @torch.no_grad()
-    def translate_n_best(self, sentences: list[str], truncate: bool = False, **options) -> list[list[tuple[str, float]]]:
+    def translate_n_best(
+        self, sentences: list[str], truncate: bool = False, **options
+    ) -> list[list[tuple[str, float]]]:
         """Per sentence, its ``n_best`` translations (beam search) with their scores, best first."""
         _, batch = self._source_batch(sentences, truncate)
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
-        return [[(decode(self.tokenizers[1], h.tokens.tolist()), h.score) for h in hypotheses] for hypotheses in results]
+        return [
+            [(decode(self.tokenizers[1], h.tokens.tolist()), h.score) for h in hypotheses] for hypotheses in results
+        ]
 
     @torch.no_grad()
-    def translate_with_attention(self, sentences: list[str], truncate: bool = False, **options) -> list[tuple[str, dict]]:
+    def translate_with_attention(
+        self, sentences: list[str], truncate: bool = False, **options
+    ) -> list[tuple[str, dict]]:
         """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
         "attention": (target pieces, source pieces) weights} (attention None for models without)."""
         pieces, batch = self._source_batch(sentences, truncate)
