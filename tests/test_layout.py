@@ -37,7 +37,7 @@ def test_no_module_imports_itself_through_others():
     done, path = set(), []
 
     def visit(name):
-        assert name not in path, f"import cycle: {' -> '.join(path[path.index(name):] + [name])}"
+        assert name not in path, f"import cycle: {' -> '.join(path[path.index(name) :] + [name])}"
         if name in done:
             return
         path.append(name)
@@ -60,19 +60,55 @@ def test_datamodules_and_callbacks_use_no_model_code():
 
 
 def test_importing_callbacks_loads_no_model_and_changes_no_setting():
-    code = ("import matplotlib, sys; before = matplotlib.get_backend(); import callbacks, datamodules; "
-            "print(sorted(m for m in sys.modules if m.startswith(('zoo.models', 'zoo.tasks', 'zoo.hub', 'zoo.cli'))), "
-            "matplotlib.get_backend() == before)")  # fmt: skip
+    code = (
+        "import matplotlib, sys; before = matplotlib.get_backend(); import callbacks, datamodules; "
+        "print(sorted(m for m in sys.modules if m.startswith(('zoo.models', 'zoo.tasks', 'zoo.hub', 'zoo.cli'))), "
+        "matplotlib.get_backend() == before)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.stdout.strip() == "[] True", done.stderr[-2000:]
 
 
 def test_public_names_and_files_written_before_the_layout_changed():
-    for name in ("CharRNN", "Seq2Seq", "Transformer", "TransformerLM", "DecodingMixin", "load_pretrained", "load_model"):
+    for name in (
+        "CharRNN",
+        "Seq2Seq",
+        "Transformer",
+        "TransformerLM",
+        "DecodingMixin",
+        "load_pretrained",
+        "load_model",
+    ):
         assert getattr(zoo, name).__name__ == name
     # The shipped bundles were written when the models lived in zoo/char_rnn.py and zoo/transformer.py.
     bundles = REPO / "zoo" / "hub" / "pretrained_bundles"
-    names = {json.loads((bundles / b / "config.json").read_text())["class_path"] for b in ("char-rnn-shakespeare", "transformer-multi30k-en-fr")}
+    names = {
+        json.loads((bundles / b / "config.json").read_text())["class_path"]
+        for b in ("char-rnn-shakespeare", "transformer-multi30k-en-fr")
+    }
     assert names == {"zoo.char_rnn.CharRNN", "zoo.transformer.Transformer"}
     assert type(zoo.load_pretrained("char-rnn-shakespeare")) is zoo.CharRNN
     assert type(zoo.load_pretrained("transformer-multi30k-en-fr")) is zoo.Transformer
+
+
+def test_a_model_missing_part_of_a_contract_fails_when_built_and_says_what():
+    import lightning as L
+    import pytest
+    import torch
+
+    from zoo.tasks.language_model import LanguageModelTask
+    from zoo.tasks.translation import TranslationTask
+
+    class NoStep(zoo.DecodingMixin, torch.nn.Module):
+        def init_state(self, memory, src_pad_mask, batch_size):
+            return torch.zeros(batch_size)
+
+    class NoLoss(TranslationTask, zoo.DecodingMixin, L.LightningModule):
+        init_state, step = NoStep.init_state, lambda self, tokens, state: (tokens, state)
+
+    class NoLogits(LanguageModelTask, zoo.DecodingMixin, L.LightningModule):
+        init_state, step = NoLoss.init_state, NoLoss.step
+
+    for cls, missing in ((NoStep, "step"), (NoLoss, "sequence_loss"), (NoLogits, "language_model_logits")):
+        with pytest.raises(TypeError, match=f"abstract method.*{missing}"):
+            cls()

@@ -21,6 +21,7 @@ options and scores of options.py.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from zoo.generation.options import DecodingOptions, Hypothesis
 from zoo.generation.sequential_decoding import decode_sequentially
 
 
-class DecodingMixin:
+class DecodingMixin(ABC):
     eos_id: int | None = None
     bos_id: int | None = None
     context_size: int | None = None
@@ -39,11 +40,13 @@ class DecodingMixin:
     def encode(self, src: torch.Tensor | None, src_pad_mask: torch.Tensor | None) -> Any:
         return None
 
+    @abstractmethod
     def init_state(self, memory: Any, src_pad_mask: torch.Tensor | None, batch_size: int) -> Any:
-        raise NotImplementedError
+        """The decoding state of ``batch_size`` rows before the first token (see the module docstring)."""
 
+    @abstractmethod
     def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        """tokens (R,) -> log-probabilities (R, V) of the next token, and the state after ``tokens``."""
 
     def decoding_defaults(self) -> dict[str, Any]:
         """This model's own defaults for ``generate`` (e.g. a translation model's length limits); the

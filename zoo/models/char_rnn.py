@@ -71,7 +71,6 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         # logger=False: the CLI sends the full nested config to the logger once.
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
-        self._init_language_model_task()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn_class(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout)

@@ -136,7 +136,6 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             self.output = nn.Linear(H, tgt_vocab_size)
             if tie_embeddings:
                 self.output.weight = self.tgt_embedding.weight
-        self._init_translation_task()
 
     # --- encoder ---------------------------------------------------------------------------
 

@@ -104,7 +104,6 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         self.output = nn.Linear(d_model, tgt_vocab_size, bias=False)
         if tie_embeddings:
             self.output.weight = self.tgt_embedding.weight
-        self._init_translation_task()
 
     def _embedding(self, vocab_size: int) -> nn.Embedding:
         """std d^-1/2, so that embeddings scaled by sqrt(d) enter at unit scale (and tied logits stay moderate)."""

@@ -56,7 +56,6 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
-        self._init_language_model_task()
         self.context_size = max_positions  # prompt + generated text (zoo.generation.decoding); no sliding window
         self.embedding = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)

@@ -4,6 +4,7 @@ loss they log, and generation from string prompts. A model provides ``language_m
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -12,15 +13,21 @@ from torchmetrics import MeanMetric
 from zoo.hub.checkpoints import ChecksCheckpointClass
 
 
-class LanguageModelTask(ChecksCheckpointClass):
-    """Needs ``language_model_logits``, ``self.vocab`` (a datamodules.CharVocab or None) and ``generate``
-    (zoo.generation.decoding.DecodingMixin). Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per
-    token, logged as ``<stage>/loss`` and, in bits, ``<stage>/bpc``."""
+class LanguageModelTask(ChecksCheckpointClass, ABC):
+    """A model implements ``language_model_logits`` (a class without it cannot be instantiated), sets
+    ``self.vocab`` (a datamodules.CharVocab or None) and has ``generate`` (zoo.generation.decoding.DecodingMixin).
+    Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per token, logged as ``<stage>/loss``
+    and, in bits, ``<stage>/bpc``."""
 
-    def _init_language_model_task(self) -> None:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         # Weighted by tokens in torchmetrics, so that under DDP the validation loss is that of all ranks'
         # windows together, whatever the number each rank holds.
         self.val_nll = MeanMetric()
+
+    @abstractmethod
+    def language_model_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs (B, T) -> next-token logits (B, T, V)."""
 
     def _loss(self, batch) -> tuple[torch.Tensor, int]:
         inputs, targets = batch

@@ -10,6 +10,7 @@ torchmetrics metric, so it is reduced correctly across DDP ranks.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from functools import cached_property
 
 import torch
@@ -22,12 +23,19 @@ from datamodules.text_tokenizer import decode
 from zoo.hub.checkpoints import ChecksCheckpointClass
 
 
-class TranslationTask(ChecksCheckpointClass):
-    def _init_translation_task(self) -> None:
+class TranslationTask(ChecksCheckpointClass, ABC):
+    max_source_tokens: int  # set by the model: the longest source (<eos> included) it reads
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         # torchmetrics, so that under DDP the epoch values are those of all ranks' sentences together.
         self.val_bleu = SacreBLEUScore(tokenize="13a")
         self.test_bleu = SacreBLEUScore(tokenize="13a")
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()  # per target token
+
+    @abstractmethod
+    def sequence_loss(self, batch: TranslationBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced: (summed negative log-likelihood of the targets, number of target tokens)."""
 
     @cached_property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
