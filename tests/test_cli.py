@@ -117,3 +117,19 @@ def test_help_lists_every_command_and_model_options(capsys, monkeypatch):
     assert code == 0 and "tie_weights" in text
     code, _ = run("genrate", "--prompt", "x")
     assert "did you mean `zoo generate`?" in code
+
+
+def test_decoding_flags_come_from_the_one_declaration_of_the_options():
+    from dataclasses import fields
+
+    from zoo.cli import generate, translate
+    from zoo.generation.options import DecodingOptions
+
+    declared = {f.name: f for f in fields(DecodingOptions)}
+    for command, own_defaults in ((generate, {"strategy": "sample"}), (translate, {"beam_size": 5})):
+        parser = command.build_parser()
+        parsed = vars(parser.parse_args(["--checkpoint", "x"]))
+        helps = {a.dest: a.help for a in parser._actions}
+        for name in command.OPTIONS:
+            assert parsed[name] == own_defaults.get(name, declared[name].default), (command.__name__, name)
+            assert helps[name].startswith(declared[name].metadata["help"])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.pretrained import load_for_command
 
 MAX_LENGTH = 20_000  # about two minutes for the shipped char-RNN on a 2-core CPU; longer: call generate_texts
 PROGRESS_ABOVE = 1_000  # tokens: longer generations show a progress bar on stderr
+OPTIONS = ["strategy", "temperature", "top_k", "top_p", "beam_size", "n_best", "length_penalty", "seed"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--length", type=int, default=300, help=f"characters to generate (default 300, at most {MAX_LENGTH:,})"
     )
-    parser.add_argument("--strategy", choices=["sample", "greedy", "beam"], default="sample", help="default sample")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling: > 0, lower is more conservative")
-    parser.add_argument("--top-k", type=int, default=None, help="sampling: only the k most likely tokens")
-    parser.add_argument("--top-p", type=float, default=None, help="sampling: only the most likely tokens up to mass p")
-    parser.add_argument("--beam-size", type=int, default=5, help="beam search: beams per prompt")
-    parser.add_argument("--n-best", type=int, default=1, help="beam search: print this many continuations")
-    parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
-    parser.add_argument("--seed", type=int, default=None, help="makes sampling repeatable")
+    add_decoding_flags(parser, OPTIONS, strategy="sample")
     return parser
 
 
@@ -44,17 +39,7 @@ def generate_main(argv: list[str]) -> None:
             f"--length must lie in 1..{MAX_LENGTH:,} (longer takes minutes per 10,000 characters), got {args.length}. "
             f"Fix: ask for less, or call model.generate_texts(prompt, length) from Python."
         )
-    options = dict(
-        strategy=args.strategy,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        beam_size=args.beam_size,
-        n_best=args.n_best,
-        length_penalty=args.length_penalty,
-        seed=args.seed,
-        progress=args.length > PROGRESS_ABOVE,
-    )
+    options = {**decoding_options(args, OPTIONS), "progress": args.length > PROGRESS_ABOVE}
     try:
         DecodingOptions(**options).check()  # before loading anything
         model = load_for_command(

@@ -8,19 +8,22 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
 from zoo.cli.text_lines import InputError, one_line, read_lines
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.pretrained import load_for_command
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
+OPTIONS = ["beam_size", "n_best", "max_len_a", "max_len_b", "length_penalty"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo translate",
         description="Translate sentences (one per line, from stdin or --input, UTF-8) with a translation model; "
-        "writes exactly one line per input line (an empty line for an empty one).",
+        "writes exactly one line per input line (an empty line for an empty one). --beam-size 1 decodes "
+        "greedily; with --n-best above 1, each input line gives n lines 'line ||| translation ||| score'.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit`, or a bundle folder from `zoo export`")
@@ -28,18 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrained", help="a registered name (e.g. transformer-multi30k-en-fr), a bundle folder, or a URL"
     )
     parser.add_argument("--input", type=Path, default=None, help="a text file, one sentence per line (default: stdin)")
-    parser.add_argument("--beam-size", type=int, default=5, help="1 decodes greedily (default 5)")
-    parser.add_argument(
-        "--n-best",
-        type=int,
-        default=1,
-        help="translations per sentence; above 1 each output line is 'line ||| translation ||| score'",
-    )
-    parser.add_argument(
-        "--max-len-a", type=float, default=None, help="length limit a * source length + b (default: the model's)"
-    )
-    parser.add_argument("--max-len-b", type=int, default=None, help="see --max-len-a")
-    parser.add_argument("--length-penalty", type=float, default=1.0, help="alpha of GNMT's ((5+L)/6)^alpha")
+    add_decoding_flags(parser, OPTIONS, beam_size=5)
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
     parser.add_argument(
         "--too-long",
@@ -56,13 +48,8 @@ def translate_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    options = {
-        "strategy": "beam" if args.beam_size > 1 or args.n_best > 1 else "greedy",
-        "beam_size": args.beam_size,
-        "n_best": args.n_best,
-        "length_penalty": args.length_penalty,
-    }
-    options.update({k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None})
+    options = decoding_options(args, OPTIONS)
+    options["strategy"] = "beam" if args.beam_size > 1 or args.n_best > 1 else "greedy"
     try:
         DecodingOptions(**options).check()  # before loading anything
         model = load_for_command(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -33,24 +33,32 @@ def length_penalty(length: int | torch.Tensor, alpha: float):
     return ((5 + length) / 6) ** alpha
 
 
+def option(default: Any, help: str):
+    """A DecodingOptions field with its help text (the commands' --help shows it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    strategy: Strategy = "greedy"
-    beam_size: int = 5
-    n_best: int = 1
-    length_penalty: float = 1.0  # alpha of GNMT's penalty
-    max_len: int = 200  # new tokens, at most
+    """Every option of ``generate``, declared once: the `zoo generate` and `zoo translate` flags are built
+    from these fields and their help (zoo/cli/decoding_flags.py)."""
+
+    strategy: Strategy = option("greedy", "greedy, beam or sample")
+    beam_size: int = option(5, "beam search: hypotheses kept per input")
+    n_best: int = option(1, "beam search: hypotheses returned per input, best first")
+    length_penalty: float = option(1.0, "alpha of GNMT's length penalty ((5 + L) / 6) ** alpha; 0: none")
+    max_len: int = option(200, "new tokens, at most")
     # When either is set, each source's limit is a * src_len + b (never above max_len); an unset one counts
     # as 0. Translation models set both by default (their max_len_a/max_len_b hyperparameters).
-    max_len_a: float | None = None
-    max_len_b: int | None = None
-    min_len: int = 0  # tokens before EOS may be emitted
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    return_attention: bool = False
-    progress: bool = False  # a progress bar on stderr, one tick per generated token (for long generations)
+    max_len_a: float | None = option(None, "length limit a * source length + b (default: the model's)")
+    max_len_b: int | None = option(None, "see max_len_a")
+    min_len: int = option(0, "tokens before the end token may be chosen")
+    temperature: float = option(1.0, "sampling: > 0, lower is more conservative")
+    top_k: int | None = option(None, "sampling: only the k most likely tokens")
+    top_p: float | None = option(None, "sampling: only the most likely tokens up to probability mass p")
+    seed: int | None = option(None, "sampling: makes it repeatable")
+    return_attention: bool = option(False, "return attention weights with each hypothesis")
+    progress: bool = option(False, "a progress bar on stderr, one tick per generated token")
 
     def check(self) -> None:
         if self.strategy not in ("greedy", "beam", "sample"):
