@@ -19,11 +19,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
 from zoo import CharRNN
-from zoo.generation.nested import map_tensors
 
 WARMUP = 3
 
@@ -72,7 +72,7 @@ def plain_window(model, batches, optimizer, steps: int) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        state = map_tensors(lambda t: t.detach(), state)
+        state = apply_to_collection(state, torch.Tensor, torch.Tensor.detach)
     return steps / (time.perf_counter() - start)
 
 

@@ -25,10 +25,11 @@ import warnings
 from typing import Any, Literal
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from datamodules.training_position import training_position
-from zoo.generation.nested import map_tensors
 
 
 class HiddenStateCallback(Callback):
@@ -78,7 +79,7 @@ class HiddenStateCallback(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.mode == "preserve":
             state = getattr(pl_module, self.attribute)
-            self._set(pl_module, map_tensors(lambda t: t.detach(), state))
+            self._set(pl_module, apply_to_collection(state, torch.Tensor, torch.Tensor.detach))
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._training_state, self._in_validation = getattr(pl_module, self.attribute), True

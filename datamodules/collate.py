@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -20,10 +21,8 @@ class TranslationBatch(TypedDict):
 
 
 def pad(sequences: list[list[int]]) -> torch.Tensor:
-    out = torch.full((len(sequences), max(map(len, sequences))), PAD_ID, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        out[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-    return out
+    """(B, longest) ids, right-padded with <pad>."""
+    return pad_sequence([torch.tensor(s, dtype=torch.long) for s in sequences], batch_first=True, padding_value=PAD_ID)
 
 
 def collate_pairs(examples: list[dict]) -> TranslationBatch:

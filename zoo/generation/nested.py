@@ -1,9 +1,8 @@
 """Nested decoding and training states: map a function over every tensor, gather rows for beam search.
 
-Decoding states (LSTM (h, c), KV caches, encoder memory) and carried training states are
-nests of tensors in tuples, lists, dicts and dataclasses, batch-first. One generic map
-lets beam search reorder them and the hidden-state callback detach them without knowing
-their layout.
+Decoding states (LSTM (h, c), KV caches, encoder memory) are nests of tensors in tuples,
+lists, dicts and dataclasses, batch-first. One generic map lets beam search reorder them
+without knowing their layout.
 
 ``Static`` marks a per-source constant, such as encoder outputs: identical across the
 beams of one source, so reordering beams leaves it alone and it is gathered only when
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 
 
 @dataclasses.dataclass
@@ -27,23 +27,15 @@ class Static:
 def map_tensors(
     fn: Callable[[torch.Tensor], torch.Tensor], state: Any, on_static: Callable[[Static], Any] | None = None
 ) -> Any:
-    """``state`` with ``fn`` applied to every tensor; ``Static`` nodes go to ``on_static`` when given."""
-    if isinstance(state, Static) and on_static is not None:
-        return on_static(state)
-    if isinstance(state, torch.Tensor):
-        return fn(state)
-    if dataclasses.is_dataclass(state) and not isinstance(state, type):
-        changes = {
-            f.name: map_tensors(fn, getattr(state, f.name), on_static) for f in dataclasses.fields(state) if f.init
-        }
-        return dataclasses.replace(state, **changes)
-    if isinstance(state, dict):
-        return type(state)((key, map_tensors(fn, value, on_static)) for key, value in state.items())
-    if isinstance(state, tuple) and hasattr(state, "_fields"):  # namedtuple
-        return type(state)(*(map_tensors(fn, value, on_static) for value in state))
-    if isinstance(state, (list, tuple)):
-        return type(state)(map_tensors(fn, value, on_static) for value in state)
-    return state
+    """``state`` with ``fn`` applied to every tensor (through lightning_utilities' apply_to_collection, which
+    knows dicts, lists, tuples, namedtuples and dataclasses); ``Static`` nodes go to ``on_static`` when given."""
+
+    def apply(node: torch.Tensor | Static) -> Any:
+        if isinstance(node, Static):
+            return on_static(node) if on_static is not None else Static(map_tensors(fn, node.value))
+        return fn(node)
+
+    return apply_to_collection(state, (torch.Tensor, Static), apply)
 
 
 def tensors_of(state: Any) -> list[torch.Tensor]:
