@@ -187,7 +187,7 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
         ) from error
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{folder / CONFIG} has format {config.get('format')!r}, this version reads {FORMAT!r}.")
-    cls = model_class({"hyper_parameters": {"_class_path": config.get("class_path")}}, folder / CONFIG)
+    cls = model_class(config.get("class_path"), folder / CONFIG)
     init_args = dict(config["init_args"])
     for arg, filename in config.get("tokenizers", {}).items():
         init_args[arg] = (folder / filename).read_text(encoding="utf-8")

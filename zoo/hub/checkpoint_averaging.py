@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.hub.checkpoints import CheckpointError, model_class, read_checkpoint
+from zoo.hub.checkpoints import CheckpointError, model_class, read_checkpoint, saved_class_path
 
 
 def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
@@ -16,7 +16,7 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
         raise CheckpointError("no checkpoints to average. Fix: pass at least one .ckpt file.")
     checkpoints = [read_checkpoint(path) for path in paths]
     last = checkpoints[-1]
-    model_class(last, paths[-1])  # a zoo model, so the average loads with zoo.load_model
+    model_class(saved_class_path(last), paths[-1])  # a zoo model, so the average loads with zoo.load_model
     for path, checkpoint in zip(paths, checkpoints):
         if checkpoint.get("hyper_parameters") != last.get("hyper_parameters"):
             raise CheckpointError(

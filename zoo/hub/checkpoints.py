@@ -32,9 +32,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
 
 
-def model_class(checkpoint: dict[str, Any], path: str | Path) -> type[L.LightningModule]:
-    """The model class named in the checkpoint's hyperparameters; only classes from ``zoo`` are accepted."""
-    class_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
+def saved_class_path(checkpoint: dict[str, Any]) -> str | None:
+    """The model class a `zoo fit` checkpoint names (LightningCLI keeps it in the hyperparameters)."""
+    return checkpoint.get("hyper_parameters", {}).get("_class_path")
+
+
+def model_class(class_path: str | None, path: str | Path) -> type[L.LightningModule]:
+    """The model class ``class_path`` (read from the file ``path``) names; only zoo's models are accepted."""
     if not class_path:
         raise CheckpointError(
             f"{path} does not name its model class (it was not written by `zoo fit`). "
@@ -67,7 +71,7 @@ def init_args_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> L.LightningModule:
     """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights."""
-    model = build_model(model_class(checkpoint, path), init_args_of(checkpoint), path)
+    model = build_model(model_class(saved_class_path(checkpoint), path), init_args_of(checkpoint), path)
     check_compatible(checkpoint, model, path)  # a clear message for weights of another shape
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     return model
@@ -102,7 +106,7 @@ FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run
 def check_class(checkpoint: dict[str, Any], class_path: str, path: str | Path, fix: str = FIX_RESUME) -> None:
     """Refuse a checkpoint of another model class than ``class_path`` (compared by class name, so that
     ``zoo.CharRNN`` and ``zoo.models.char_rnn.CharRNN`` are one class)."""
-    saved = checkpoint.get("hyper_parameters", {}).get("_class_path")
+    saved = saved_class_path(checkpoint)
     if saved and saved.rpartition(".")[2] != class_path.rpartition(".")[2]:
         raise CheckpointError(f"{path} holds a {saved}, not a {class_path}. {fix}")
 
