@@ -61,9 +61,9 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
 
 
-def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
-    """Detokenized text, without special tokens and stopping at the first <eos>."""
+def decode(tokenizer: Tokenizer, ids: Iterable[int], eos_id: int = EOS_ID) -> str:
+    """Detokenized text, without special tokens and stopping at the first ``eos_id``."""
     ids = list(ids)
-    if EOS_ID in ids:
-        ids = ids[: ids.index(EOS_ID)]
+    if eos_id in ids:
+        ids = ids[: ids.index(eos_id)]
     return tokenizer.decode(ids, skip_special_tokens=True)

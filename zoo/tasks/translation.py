@@ -44,6 +44,10 @@ class TranslationTask(ChecksCheckpointClass, ABC):
             raise ValueError("this model was built without tokenizers: it translates token ids only (generate)")
         return Tokenizer.from_str(src), Tokenizer.from_str(tgt)
 
+    def detokenize(self, ids: torch.Tensor) -> str:
+        """Target token ids -> text, up to this model's own end token."""
+        return decode(self.tokenizers[1], ids.tolist(), self.eos_id)
+
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
         total, count = self.sequence_loss(batch)
         loss = total / count
@@ -86,7 +90,7 @@ class TranslationTask(ChecksCheckpointClass, ABC):
 
     def _decode_batch(self, batch: TranslationBatch, **options) -> list[str]:
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
-        return [decode(self.tokenizers[1], hypotheses[0].tokens.tolist()) for hypotheses in results]
+        return [self.detokenize(hypotheses[0].tokens) for hypotheses in results]
 
     def source_lengths(self, sentences: list[str]) -> list[int]:
         """Source tokens per sentence (<eos> excluded): 0 for a sentence with nothing to translate."""
@@ -122,9 +126,7 @@ class TranslationTask(ChecksCheckpointClass, ABC):
         """Per sentence, its ``n_best`` translations (beam search) with their scores, best first."""
         _, batch = self._source_batch(sentences, truncate)
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
-        return [
-            [(decode(self.tokenizers[1], h.tokens.tolist()), h.score) for h in hypotheses] for hypotheses in results
-        ]
+        return [[(self.detokenize(h.tokens), h.score) for h in hypotheses] for hypotheses in results]
 
     @torch.no_grad()
     def translate_with_attention(
@@ -141,5 +143,5 @@ class TranslationTask(ChecksCheckpointClass, ABC):
             tgt_pieces = [tgt_tok.id_to_token(i) for i in best.tokens.tolist()]
             attention = None if best.attention is None else best.attention[:, : len(src_pieces) + 1].cpu()  # + <eos>
             source = {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
-            out.append((decode(tgt_tok, best.tokens.tolist()), source))
+            out.append((self.detokenize(best.tokens), source))
         return out
