@@ -134,6 +134,13 @@ def save_checkpoint(model, path):
     return path
 
 
+def toy_data_args(folder: Path, vocab_size: int, max_tokens: int | None = None) -> list[str]:
+    """The `zoo fit` options that train a translation config on the toy corpus instead of Multi30k."""
+    args = ["--data.init_args.source", str(folder), "--data.init_args.pair", "en-xx"]
+    args += ["--data.init_args.vocab_size", str(vocab_size)]
+    return args + (["--data.init_args.max_tokens", str(max_tokens)] if max_tokens is not None else [])
+
+
 @pytest.fixture
 def translator(toy_folder):
     """A tiny untrained Transformer with the toy corpus's tokenizers (so it translates text)."""

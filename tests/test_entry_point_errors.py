@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from tests.conftest import REPO, save_checkpoint, zoo_here
+from tests.conftest import REPO, save_checkpoint, toy_data_args, zoo_here
 from zoo import CharRNN
 from zoo.hub.bundles import export_bundle
 
@@ -89,14 +89,7 @@ def test_a_pickled_checkpoint_and_a_translation_max_len_that_drops_everything(
         capsys, "fit", "--config", STATEFUL, "--data.init_args.source", str(small_corpus), "--ckpt_path", str(pickled)
     )
     assert "never unpickled" in message
-    data = [
-        "--data.init_args.source",
-        str(toy_folder),
-        "--data.init_args.pair",
-        "en-xx",
-        "--data.init_args.vocab_size",
-        "60",
-    ]
+    data = toy_data_args(toy_folder, vocab_size=60)
     message = one_clean_line(capsys, "fit", "--config", SEQ2SEQ, *data, "--data.init_args.max_len", "1")
     assert "max_len 1 drops every one of the 400 training pairs" in message
     assert not (tmp_path / "runs").exists()  # found before a W&B run or log folder was started

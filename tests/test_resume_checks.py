@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, only, save_checkpoint, zoo_here
+from tests.conftest import REPO, only, save_checkpoint, toy_data_args, zoo_here
 
 STATEFUL = str(REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml")
 TINY = [
@@ -121,16 +121,7 @@ def test_every_shipped_config_trains_with_logging_off(config, small_corpus, toy_
     monkeypatch.chdir(tmp_path)
     translation = "seq2seq" in config or "multi30k" in config
     data = (
-        [
-            "--data.init_args.source",
-            str(toy_folder),
-            "--data.init_args.pair",
-            "en-xx",
-            "--data.init_args.vocab_size",
-            "60",
-            "--data.init_args.max_tokens",
-            "400",
-        ]
+        toy_data_args(toy_folder, vocab_size=60, max_tokens=400)
         if translation
         else [
             "--data.init_args.source",

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tests.conftest import only, run_zoo, zoo_here
+from tests.conftest import only, run_zoo, toy_data_args, zoo_here
 from zoo import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -11,16 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_fit_then_test_a_seq2seq_checkpoint(toy_folder, monkeypatch, capsys):
     work = toy_folder.parent
     config = str(REPO / "configs" / "seq2seq" / "multi30k_en_fr_luong.yaml")
-    data = [
-        "--data.init_args.source",
-        str(toy_folder),
-        "--data.init_args.pair",
-        "en-xx",
-        "--data.init_args.vocab_size",
-        "100",
-        "--data.init_args.max_tokens",
-        "400",
-    ]
+    data = toy_data_args(toy_folder, vocab_size=100, max_tokens=400)
     tiny = [
         "--model.init_args.embedding_dim",
         "16",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datamodules.collate import collate_pairs
-from tests.conftest import SEED, only, run_zoo, save_checkpoint, zoo_here
+from tests.conftest import SEED, only, run_zoo, save_checkpoint, toy_data_args, zoo_here
 from tests.toy_tasks import reverse_task, train_until
 from tests.wandb_records import history_rows
 from zoo.models.transformer import Transformer
@@ -104,14 +104,7 @@ def test_zoo_fit_then_test_a_transformer(toy_folder, monkeypatch, capsys):
     work = toy_folder.parent
     config = str(Path(__file__).resolve().parents[1] / "configs" / "transformer" / "multi30k_en_fr.yaml")
     args = [
-        "--data.init_args.source",
-        str(toy_folder),
-        "--data.init_args.pair",
-        "en-xx",
-        "--data.init_args.vocab_size",
-        "100",
-        "--data.init_args.max_tokens",
-        "400",
+        *toy_data_args(toy_folder, vocab_size=100, max_tokens=400),
         "--model.init_args.d_model",
         "32",
         "--model.init_args.ffn_dim",

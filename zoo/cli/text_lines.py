@@ -19,10 +19,15 @@ class InputError(ValueError):
     """A user's input file cannot be read as lines of UTF-8 text; the message names the file, the line and the fix."""
 
 
+def input_name(path: Path | None) -> str:
+    """How messages name the input: its path, or standard input."""
+    return str(path) if path is not None else "standard input"
+
+
 def read_lines(path: Path | None) -> list[str]:
     """The lines of ``path`` (stdin when None), without their line ends; a final ``\\n`` ends the last
     line rather than starting an empty one. A UTF-8 byte-order mark at the start is dropped."""
-    name = str(path) if path is not None else "standard input"
+    name = input_name(path)
     data = path.read_bytes() if path is not None else sys.stdin.buffer.read()
     raw = data.split(b"\n")
     if raw[-1] == b"":

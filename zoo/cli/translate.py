@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
-from zoo.cli.text_lines import InputError, one_line, read_lines
+from zoo.cli.text_lines import InputError, input_name, one_line, read_lines
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.pretrained import load_for_command
@@ -60,8 +60,7 @@ def translate_main(argv: list[str]) -> None:
             "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
         )
         lines = read_lines(args.input)
-        name = str(args.input) if args.input else "standard input"
-        for line in translate_lines(model, lines, args.batch_size, options, args.too_long, name):
+        for line in translate_lines(model, lines, args.batch_size, options, args.too_long, input_name(args.input)):
             sys.stdout.write(line + "\n")
     except (CheckpointError, ValueError, OSError) as error:
         parser.exit(2, f"zoo translate: error: {error}\n")
