@@ -23,9 +23,9 @@ class StateProbe(CharRNN):
             {
                 "stage": "train" if self.training else "val",
                 "epoch": self.current_epoch,
-                "start": None if start is None else {k: v.clone() for k, v in start.items()},
-                "start_has_graph": start is not None and any(v.grad_fn is not None for v in start.values()),
-                "end": {k: v.detach().clone() for k, v in self.hidden_state.items()},
+                "start": None if start is None else {"h": start.h.clone(), "c": start.c.clone()},
+                "start_has_graph": start is not None and any(v.grad_fn is not None for v in (start.h, start.c)),
+                "end": {"h": self.hidden_state.h.detach().clone(), "c": self.hidden_state.c.detach().clone()},
             }
         )
         return loss

@@ -10,6 +10,7 @@ from tests.conftest import SEED, only, run_zoo, save_checkpoint, toy_data_args, 
 from tests.toy_tasks import reverse_task, train_until
 from tests.wandb_records import history_rows
 from zoo.models.transformer import Transformer
+from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import sinusoidal_table
 
 
@@ -179,8 +180,7 @@ def test_layers_match_torch_reference_layers(norm_first):
 
     causal = nn.Transformer.generate_square_subsequent_mask(5)
     expected = ref_dec(tgt, src, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
-    empty = {"k": torch.zeros(2, H, 0, D // H), "v": torch.zeros(2, H, 0, D // H)}
-    ours, _ = dec(tgt, empty, dec.cross_attention.keys_values(src), pad)
+    ours, _, _ = dec(tgt, KVCache.empty(2, H, D // H, like=src), dec.cross_attention.keys_values(src), pad)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 

@@ -13,14 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.generation.options import (
-    DecodingOptions,
-    Hypothesis,
-    attention_of,
-    decoding_steps,
-    length_penalty,
-    mask_early_eos,
-)
+from zoo.generation.options import DecodingOptions, Hypothesis, Start, decoding_steps, length_penalty, mask_early_eos
 
 NEG_INF = float("-inf")
 
@@ -49,12 +42,12 @@ class Finished:
         return best_open_log_prob / largest_penalty <= self.hypotheses[self.n_best - 1].score
 
 
-def beam_search(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):
-    B, V = log_probs.shape
-    K, device = opts.beam_size, log_probs.device
+def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions):
+    B, V = start.log_probs.shape
+    K, device = opts.beam_size, start.log_probs.device
     expand = torch.arange(B, device=device).repeat_interleave(K)
-    state, log_probs = model.reorder_state(state, expand), log_probs[expand]  # (B*K, V)
-    attention = attention_of(state) if opts.return_attention else None
+    state, log_probs = model.reorder_state(start.state, expand), start.log_probs[expand]  # (B*K, V)
+    attention = None if start.attention is None else start.attention[expand]  # (B*K, S)
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0  # one live beam per input at the start, so the K first picks differ
     history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
@@ -106,6 +99,5 @@ def beam_search(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opt
         if attention is not None:
             attention_history = torch.cat([attention_history[flat], attention[flat][:, None]], dim=1)
         scores, items = open_scores[keep], items[keep]
-        log_probs, state = model.step(open_tokens[keep].flatten(), model.reorder_state(state, flat))
-        attention = attention_of(state) if opts.return_attention else None
+        log_probs, state, attention = start.step(open_tokens[keep].flatten(), model.reorder_state(state, flat))
     return [f.hypotheses[: opts.n_best] for f in finished]

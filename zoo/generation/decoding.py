@@ -2,16 +2,15 @@
 
 A model implements:
     encode(src, src_pad_mask)                    -> memory   (None for language models)
-    init_state(memory, src_pad_mask, batch_size) -> state    (a nest of batch-first tensors;
-                                                               wrap encoder outputs in nested.Static)
-    step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V);
-                                                  a dict state may carry "attention" (R, S)
+    init_state(memory, src_pad_mask, batch_size) -> state    (a nest of batch-first tensors, typically a
+                                                               dataclass; wrap encoder outputs in nested.Static)
+    step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V)
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
 optionally
     prefill(prompt, state)  -> (log_probs, state)  the prompt (B, P) in one pass (default: P steps)
-    with_attention(state)   -> state  asks for "attention" in the states that follow, called when
-                                      return_attention is set (for models that compute it only on
-                                      request; default: the state unchanged)
+    step_with_attention(tokens, state) -> (log_probs, state, attention (R, S))  what ``step`` does, and the
+                                      attention over the source behind these log-probs; used when
+                                      return_attention is set (default: attention None)
 and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for models with a
 fixed number of positions ``context_size`` (a language model's prompt + new tokens, a decoder's
 target tokens, must fit). It then has
@@ -28,7 +27,7 @@ import torch
 
 from zoo.generation.beam_search import beam_search
 from zoo.generation.nested import gather_rows
-from zoo.generation.options import DecodingOptions, Hypothesis
+from zoo.generation.options import DecodingOptions, Hypothesis, Start
 from zoo.generation.sequential_decoding import decode_sequentially
 
 
@@ -56,9 +55,9 @@ class DecodingMixin(ABC):
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return gather_rows(state, index)
 
-    def with_attention(self, state: Any) -> Any:
-        """The state, asking ``step`` to report attention weights (models that always do: unchanged)."""
-        return state
+    def step_with_attention(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """``step``, plus the attention weights (R, S) over the source behind the log-probs (None: no attention)."""
+        return (*self.step(tokens, state), None)
 
     def prefill(self, prompt: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """Feed the prompt (B, P); returns the log-probs of the first new token. Override to do it in one pass."""
@@ -87,12 +86,21 @@ class DecodingMixin(ABC):
         self.eval()
         try:
             state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
-            if opts.return_attention:
-                state = self.with_attention(state)
-            log_probs, state = self.prefill(prompt, state)
+            if opts.return_attention:  # the prompt token by token, keeping the attention behind the first new token
+                step = self.step_with_attention
+                for t in range(prompt.shape[1]):
+                    log_probs, state, attention = step(prompt[:, t], state)  # (B, V), (B, S)
+            else:
+                log_probs, state = self.prefill(prompt, state)
+                attention = None
+
+                def step(tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, None]:
+                    return (*self.step(tokens, state), None)
+
+            start = Start(step, state, log_probs, attention)
             if opts.strategy == "beam":
-                return beam_search(self, state, log_probs, limits, opts)
-            return decode_sequentially(self, state, log_probs, limits, opts)
+                return beam_search(self, start, limits, opts)
+            return decode_sequentially(self, start, limits, opts)
         finally:
             self.train(was_training)
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 
+T = TypeVar("T")
+
 
 @dataclasses.dataclass
-class Static:
-    value: Any  # a tensor or nest of tensors, batch-first
+class Static(Generic[T]):
+    value: T  # a tensor or nest of tensors, batch-first
 
 
 def map_tensors(

@@ -10,7 +10,7 @@ Beam search ranks by ``score``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +26,18 @@ class Hypothesis:
     log_prob: float  # sum of the tokens' log-probabilities
     score: float  # log_prob / length_penalty(L, alpha)
     attention: torch.Tensor | None = None  # (L, S) for models that report attention
+
+
+@dataclass
+class Start:
+    """Where a decoding loop begins: the model's step function (tokens (R,), state -> log-probs (R, V), state,
+    attention (R, S) or None), the state after the prompt, the first new token's log-probs (B, V) and, when asked
+    for, the attention behind them (B, S)."""
+
+    step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any, torch.Tensor | None]]
+    state: Any
+    log_probs: torch.Tensor
+    attention: torch.Tensor | None
 
 
 def length_penalty(length: int | torch.Tensor, alpha: float):
@@ -109,7 +121,3 @@ def mask_early_eos(log_probs: torch.Tensor, step: int, min_len: int, eos_id: int
     masked = log_probs.clone()
     masked[:, eos_id] = float("-inf")
     return masked
-
-
-def attention_of(state: Any) -> torch.Tensor | None:
-    return state.get("attention") if isinstance(state, dict) else None

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from zoo.generation.options import (
-    DecodingOptions,
-    Hypothesis,
-    attention_of,
-    decoding_steps,
-    length_penalty,
-    mask_early_eos,
-)
+from zoo.generation.options import DecodingOptions, Hypothesis, Start, decoding_steps, length_penalty, mask_early_eos
 
 
-def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Tensor, opts: DecodingOptions):
+def decode_sequentially(model, start: Start, limits: torch.Tensor, opts: DecodingOptions):
+    state, log_probs, attention = start.state, start.log_probs, start.attention
     B, device = log_probs.shape[0], log_probs.device
     generator = None
     if opts.strategy == "sample":
@@ -26,8 +20,7 @@ def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Ten
     out = torch.zeros(B, int(limits.max()), dtype=torch.long, device=device)
     lengths = torch.zeros(B, dtype=torch.long, device=device)
     total = torch.zeros(B, device=device)
-    attention = attention_of(state)
-    attention_out = [[] for _ in range(B)] if opts.return_attention and attention is not None else None
+    attention_out = [[] for _ in range(B)] if attention is not None else None
     rows = torch.arange(B, device=device)  # the input each active row belongs to
     for t in decoding_steps(limits, opts):
         allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
@@ -36,7 +29,7 @@ def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Ten
         lengths[rows] = t + 1
         total[rows] += log_probs.gather(1, token[:, None]).squeeze(1)
         if attention_out is not None:
-            for row, weights in zip(rows.tolist(), attention_of(state)):
+            for row, weights in zip(rows.tolist(), attention):
                 attention_out[row].append(weights)
         done = t + 1 >= limits[rows]
         if model.eos_id is not None:
@@ -47,7 +40,7 @@ def decode_sequentially(model, state, log_probs: torch.Tensor, limits: torch.Ten
                 break
             rows, token = rows[keep], token[keep]
             state = model.reorder_state(state, keep)
-        log_probs, state = model.step(token, state)
+        log_probs, state, attention = start.step(token, state)
     return [
         [
             Hypothesis(

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 import zoo
+import zoo.modules.rnn_state  # noqa: F401  (registers RNNState, carried in char-RNN checkpoints, as safe to load)
 
 
 class CheckpointError(ValueError):

@@ -12,11 +12,8 @@ from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import tensors_of
+from zoo.modules.rnn_state import RNNState
 from zoo.tasks.language_model import LanguageModelTask
-
-# A recurrent state: {"h": (B, layers, H)} for GRU, plus "c" for LSTM. Batch-first, so that
-# the generic gather of beam search and the batch checks below need no knowledge of RNNs.
-RNNState = dict[str, torch.Tensor]
 
 
 class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
@@ -83,20 +80,8 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
     def forward(self, tokens: torch.Tensor, state: RNNState | None = None) -> tuple[torch.Tensor, RNNState]:
         """tokens (B, T) -> logits (B, T, V) and the state after the last token."""
         x = self.embedding(tokens)  # (B, T, E)
-        out, final = self.rnn(x, self._to_rnn(state))  # (B, T, H)
-        return self.output(self.dropout(out)), self._from_rnn(final)
-
-    def _to_rnn(self, state: RNNState | None):
-        if state is None:
-            return None
-        if self.hparams.cell == "lstm":
-            return state["h"].transpose(0, 1).contiguous(), state["c"].transpose(0, 1).contiguous()
-        return state["h"].transpose(0, 1).contiguous()  # (layers, B, H)
-
-    def _from_rnn(self, final) -> RNNState:
-        if self.hparams.cell == "lstm":
-            return {"h": final[0].transpose(0, 1), "c": final[1].transpose(0, 1)}
-        return {"h": final.transpose(0, 1)}
+        out, final = self.rnn(x, None if state is None else state.to_torch())  # (B, T, H)
+        return self.output(self.dropout(out)), RNNState.from_torch(final)
 
     # --- training -------------------------------------------------------------------------
 
@@ -104,15 +89,17 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         state = self.hidden_state
         if state is None:
             return None
+        if isinstance(state, dict):  # restored from a checkpoint written before RNNState: {"h": ..., "c": ...}
+            state = RNNState(**state)
         if any(t.grad_fn is not None for t in tensors_of(state)):
             raise RuntimeError(
                 "the hidden state carried from the previous batch still holds its graph. "
                 "Fix: add callbacks.HiddenStateCallback to trainer.callbacks (mode 'preserve' for "
                 "data.mode stateful, 'reset' for stateless)."
             )
-        if state["h"].shape[0] != batch_size:
+        if state.batch_size != batch_size:
             raise RuntimeError(
-                f"the carried hidden state has batch size {state['h'].shape[0]} but this batch has {batch_size}: "
+                f"the carried hidden state has batch size {state.batch_size} but this batch has {batch_size}: "
                 f"state can only be carried over stateful data. Fix: data.mode stateful, or "
                 f"HiddenStateCallback(mode='reset')."
             )
@@ -129,9 +116,8 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
     # --- decoding protocol -----------------------------------------------------------------
 
     def init_state(self, memory, src_pad_mask, batch_size: int) -> RNNState:
-        shape = (batch_size, self.hparams.num_layers, self.hparams.hidden_size)
-        zeros = torch.zeros(shape, device=self.device)
-        return {"h": zeros, "c": zeros.clone()} if self.hparams.cell == "lstm" else {"h": zeros}
+        lstm = self.hparams.cell == "lstm"
+        return RNNState.zeros(batch_size, self.hparams.num_layers, self.hparams.hidden_size, lstm, self.output.weight)
 
     def step(self, tokens: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
         return self.prefill(tokens[:, None], state)

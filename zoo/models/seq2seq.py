@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
@@ -14,12 +15,24 @@ from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
 from zoo.modules.attention import Attention, AttentionKind
+from zoo.modules.rnn_state import RNNState
 from zoo.tasks.translation import TranslationTask
 
-# Decoding state, batch-first: {"h": (B, layers, H), "c": (B, layers, H) for LSTM,
-# "feed": (B, H) Luong's attentional state fed to the next step, "attention": (B, S),
-# "memory": Static((encoder outputs (B, S, H), projected keys (B, S, .), pad mask (B, S)))}.
-State = dict
+
+@dataclass
+class EncoderMemory:
+    """What the decoder attends to, computed once per source."""
+
+    values: torch.Tensor  # encoder outputs (B, S, H)
+    keys: torch.Tensor  # the values projected for the attention's scores (B, S, A), once rather than every step
+    pad_mask: torch.Tensor  # (B, S)
+
+
+@dataclass
+class Seq2SeqState:
+    rnn: RNNState  # the decoder's recurrent state
+    feed: torch.Tensor  # (B, H) the last step's attentional features (fed to the next step under input feeding)
+    memory: Static[EncoderMemory]  # identical across the beams of a source: expanded once, never reordered
 
 
 class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
@@ -155,39 +168,34 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, H)
         return out, final
 
-    def init_state(self, memory, src_pad_mask: torch.Tensor, batch_size: int) -> State:
+    def init_state(self, memory, src_pad_mask: torch.Tensor, batch_size: int) -> Seq2SeqState:
         outputs, final = memory
-        finals = final if isinstance(final, tuple) else (final,)  # LSTM: (h, c)
-        state: State = {}
-        for name, f, bridge in zip(("h", "c"), finals, self.bridge):
-            directions = 2 if self.hparams.bidirectional else 1
+        directions = 2 if self.hparams.bidirectional else 1
+        starts = []
+        for f, bridge in zip(final if isinstance(final, tuple) else (final,), self.bridge):  # LSTM: h and c
             top = f[-directions:].transpose(0, 1).reshape(batch_size, -1)  # (B, H): last layer, directions joined
-            state[name] = torch.tanh(bridge(top)).view(batch_size, self.hparams.decoder_layers, -1)  # (B, layers, H)
-        state["feed"] = outputs.new_zeros(batch_size, self.hparams.hidden_size)
-        state["memory"] = Static((outputs, self.attention.project_keys(outputs), src_pad_mask))
-        return state
+            starts.append(torch.tanh(bridge(top)).view(batch_size, self.hparams.decoder_layers, -1))  # (B, layers, H)
+        memory = EncoderMemory(outputs, self.attention.project_keys(outputs), src_pad_mask)
+        return Seq2SeqState(RNNState(*starts), outputs.new_zeros(batch_size, self.hparams.hidden_size), Static(memory))
 
     # --- decoder ---------------------------------------------------------------------------
 
-    def decoder_step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """tokens (B,) -> output features (B, H) and the next state."""
-        values, keys, pad_mask = state["memory"].value
+    def decoder_step(
+        self, tokens: torch.Tensor, state: Seq2SeqState
+    ) -> tuple[torch.Tensor, Seq2SeqState, torch.Tensor]:
+        """tokens (B,) -> output features (B, H), the next state, and the attention weights (B, S) used."""
+        memory = state.memory.value
         embedded = self.dropout(self.tgt_embedding(tokens))  # (B, E)
-        hidden = tuple(state[k].transpose(0, 1).contiguous() for k in ("h", "c") if k in state)  # (layers, B, H)
-        hidden = hidden if len(hidden) == 2 else hidden[0]  # LSTM: (h, c); GRU: h
         if self.luong:
-            rnn_input = torch.cat([embedded, state["feed"]], -1) if self.hparams.input_feeding else embedded
-            out, hidden = self.decoder(rnn_input[:, None], hidden)
-            context, weights = self.attention(out[:, 0], keys, values, pad_mask)  # queried by the current state
+            rnn_input = torch.cat([embedded, state.feed], -1) if self.hparams.input_feeding else embedded
+            out, final = self.decoder(rnn_input[:, None], state.rnn.to_torch())
+            context, weights = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)  # current state
         else:
-            query = state["h"][:, -1]  # the previous state, top layer
-            context, weights = self.attention(query, keys, values, pad_mask)
-            out, hidden = self.decoder(torch.cat([embedded, context], -1)[:, None], hidden)
+            query = state.rnn.h[:, -1]  # the previous state, top layer
+            context, weights = self.attention(query, memory.keys, memory.values, memory.pad_mask)
+            out, final = self.decoder(torch.cat([embedded, context], -1)[:, None], state.rnn.to_torch())
         features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, H)
-        hidden = hidden if isinstance(hidden, tuple) else (hidden,)
-        new_state = {k: h.transpose(0, 1) for k, h in zip(("h", "c"), hidden)}
-        new_state.update(feed=features, memory=state["memory"], attention=weights)
-        return features, new_state
+        return features, Seq2SeqState(RNNState.from_torch(final), features, state.memory), weights
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
         """features (N, H) -> log-probabilities (N, V)."""
@@ -195,9 +203,13 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             return self.output.log_prob(features)
         return self.output(self.dropout(features)).log_softmax(-1)
 
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        features, state = self.decoder_step(tokens, state)
-        return self.log_probs(features), state
+    def step_with_attention(self, tokens: torch.Tensor, state: Seq2SeqState):
+        features, state, weights = self.decoder_step(tokens, state)
+        return self.log_probs(features), state, weights
+
+    def step(self, tokens: torch.Tensor, state: Seq2SeqState) -> tuple[torch.Tensor, Seq2SeqState]:
+        log_probs, state, _ = self.step_with_attention(tokens, state)
+        return log_probs, state
 
     # --- training --------------------------------------------------------------------------
 
@@ -208,7 +220,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         )
         tokens, features = batch["tgt_in"][:, 0], []
         for t in range(batch["tgt_in"].shape[1]):
-            step_features, state = self.decoder_step(tokens, state)
+            step_features, state, _ = self.decoder_step(tokens, state)
             features.append(step_features)
             if t + 1 < batch["tgt_in"].shape[1]:
                 teacher = not self.training or torch.rand(()) < self.hparams.teacher_forcing

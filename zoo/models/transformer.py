@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -12,15 +13,26 @@ from torch import nn
 from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
+from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.modules.schedules import warmup_inverse_sqrt
 from zoo.modules.transformer_layers import DecoderLayer, EncoderLayer
 from zoo.tasks.translation import TranslationTask
 
-# Decoding state: {"cache": [per decoder layer {"k", "v"}: (B, H, t, D/H)],
-#                  "memory": Static((source pad mask (B, S), [per layer cross-attention (k, v)])),
-#                  only when asked (with_attention): "attention": (B, S) of the last position}
-State = dict
+
+@dataclass
+class SourceMemory:
+    """What decoding reads of one source, computed once: its pad mask and each decoder layer's cross-attention
+    keys and values."""
+
+    pad_mask: torch.Tensor  # (B, S)
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer, (B, heads, S, head_dim) each
+
+
+@dataclass
+class TransformerState:
+    caches: list[KVCache]  # per decoder layer: the target positions decoded so far
+    source: Static[SourceMemory]  # identical across the beams of a source: expanded once, never reordered
 
 
 class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
@@ -124,47 +136,47 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
             x = layer(x, src_pad_mask)
         return self.encoder_norm(x)
 
-    def init_state(self, memory: torch.Tensor, src_pad_mask: torch.Tensor, batch_size: int) -> State:
+    def init_state(self, memory: torch.Tensor, src_pad_mask: torch.Tensor, batch_size: int) -> TransformerState:
         heads, d = self.hparams.heads, self.hparams.d_model
-        empty = memory.new_zeros(batch_size, heads, 0, d // heads)
+        caches = [KVCache.empty(batch_size, heads, d // heads, like=memory) for _ in self.decoder]
         cross = [layer.cross_attention.keys_values(memory) for layer in self.decoder]
-        return {"cache": [{"k": empty, "v": empty} for _ in self.decoder], "memory": Static((src_pad_mask, cross))}
+        return TransformerState(caches, Static(SourceMemory(src_pad_mask, cross)))
 
-    def decode_tokens(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def decode_hidden(
+        self, tokens: torch.Tensor, state: TransformerState, cross_weights: bool = False
+    ) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
+        """The next T target tokens (B, T) -> the final hidden states (B, T, D), the state with their keys and
+        values cached and, with ``cross_weights``, the last layer's cross-attention of these positions (B, T, S)."""
+        source = state.source.value
+        x = self.embed(tokens, self.tgt_embedding, offset=state.caches[0].length)
+        caches, weights = [], None
+        for i, (layer, cache, memory_kv) in enumerate(zip(self.decoder, state.caches, source.keys_values)):
+            last = cross_weights and i == len(self.decoder) - 1
+            x, cache, layer_weights = layer(x, cache, memory_kv, source.pad_mask, cross_weights=last)
+            caches.append(cache)
+            weights = layer_weights if last else weights
+        return self.decoder_norm(x), TransformerState(caches, state.source), weights
+
+    def decode_tokens(self, tokens: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
         """The next T target tokens (B, T) -> logits (B, T, V) and the state with their keys/values cached."""
-        hidden, state = self.decode_hidden(tokens, state)
+        hidden, state, _ = self.decode_hidden(tokens, state)
         return self.output(hidden), state
 
-    def with_attention(self, state: State) -> State:
-        return {**state, "attention": None}  # decode_hidden fills it in from now on
-
-    def decode_hidden(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Like ``decode_tokens``, but the final hidden states (B, T, D) instead of logits. A state holding
-        "attention" gets the last layer's cross-attention of the last position back there, (B, S)."""
-        pad_mask, cross = state["memory"].value
-        offset = state["cache"][0]["k"].shape[2]
-        x = self.embed(tokens, self.tgt_embedding, offset)
-        reporting = "attention" in state
-        caches = []
-        for i, (layer, cache, memory_kv) in enumerate(zip(self.decoder, state["cache"], cross)):
-            x, cache = layer(x, cache, memory_kv, pad_mask, cross_weights=reporting and i == len(self.decoder) - 1)
-            caches.append(cache)
-        new_state = {"cache": caches, "memory": state["memory"]}
-        if reporting:
-            new_state["attention"] = caches[-1].pop("cross_weights")[:, -1]
-        return self.decoder_norm(x), new_state
-
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, tokens: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
         return self.prefill(tokens[:, None], state)
 
-    def prefill(self, prompt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step_with_attention(self, tokens: torch.Tensor, state: TransformerState):
+        hidden, state, weights = self.decode_hidden(tokens[:, None], state, cross_weights=True)
+        return self.output(hidden[:, -1]).log_softmax(-1), state, weights[:, -1]
+
+    def prefill(self, prompt: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
         logits, state = self.decode_tokens(prompt, state)  # all prompt positions in one pass
         return logits[:, -1].log_softmax(-1), state
 
     def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         memory = self.encode(batch["src"], batch["src_pad_mask"])
         state = self.init_state(memory, batch["src_pad_mask"], len(batch["src"]))
-        hidden, _ = self.decode_hidden(batch["tgt_in"], state)  # causal: position t sees tokens <= t
+        hidden, _, _ = self.decode_hidden(batch["tgt_in"], state)  # causal: position t sees tokens <= t
         real = ~batch["tgt_pad_mask"]
         logits = self.output(hidden[real])  # the vocabulary projection only where there are targets
         smoothing = self.hparams.label_smoothing if self.training else 0.0

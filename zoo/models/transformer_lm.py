@@ -11,12 +11,14 @@ from torch import nn
 from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
+from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.modules.schedules import warmup_inverse_sqrt
 from zoo.modules.transformer_layers import DecoderLayer
 from zoo.tasks.language_model import LanguageModelTask
 
-# Decoding state: {"cache": [per layer {"k", "v"}: (B, H, t, D/H)]}
+# Decoding state: one KVCache per layer.
+State = list[KVCache]
 
 
 class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
@@ -68,26 +70,24 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         self.output = nn.Linear(d_model, vocab_size, bias=False)
         self.output.weight = self.embedding.weight  # tied
 
-    def init_state(self, memory, src_pad_mask, batch_size: int) -> dict:
-        empty = self.embedding.weight.new_zeros(
-            batch_size, self.hparams.heads, 0, self.hparams.d_model // self.hparams.heads
-        )
-        return {"cache": [{"k": empty, "v": empty} for _ in self.blocks]}
+    def init_state(self, memory, src_pad_mask, batch_size: int) -> State:
+        heads, d = self.hparams.heads, self.hparams.d_model
+        return [KVCache.empty(batch_size, heads, d // heads, like=self.embedding.weight) for _ in self.blocks]
 
-    def decode_tokens(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended cache."""
-        offset = state["cache"][0]["k"].shape[2]
-        x = self.dropout(self.positions(self.embedding(tokens) * math.sqrt(self.hparams.d_model), offset))
+    def decode_tokens(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended caches."""
+        x = self.embedding(tokens) * math.sqrt(self.hparams.d_model)
+        x = self.dropout(self.positions(x, offset=state[0].length))
         caches = []
-        for block, cache in zip(self.blocks, state["cache"]):
-            x, cache = block(x, cache)
+        for block, cache in zip(self.blocks, state):
+            x, cache, _ = block(x, cache)
             caches.append(cache)
-        return self.output(self.norm(x)), {"cache": caches}
+        return self.output(self.norm(x)), caches
 
-    def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.prefill(tokens[:, None], state)
 
-    def prefill(self, prompt: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+    def prefill(self, prompt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         logits, state = self.decode_tokens(prompt, state)
         return logits[:, -1].log_softmax(-1), state
 

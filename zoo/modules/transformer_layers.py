@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.modules.kv_cache import KVCache
 from zoo.modules.multi_head_attention import MultiHeadAttention
-
-KVCache = dict  # {"k": (B, H, t, D/H), "v": (B, H, t, D/H)}: self-attention keys/values of the tokens so far
 
 
 class FeedForward(nn.Sequential):
@@ -62,24 +61,25 @@ class DecoderLayer(nn.Module):
         memory_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         memory_pad_mask: torch.Tensor | None = None,
         cross_weights: bool = False,
-    ) -> tuple[torch.Tensor, KVCache]:
+    ) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
         """x (B, T, D): the next T target positions; the cache holds the keys/values of all earlier ones.
-        With ``cross_weights``, the returned cache also holds "cross_weights" (B, T, S), the head-averaged
-        cross-attention of these positions."""
-        new_cache = {}
+        Returns the outputs (B, T, D), the cache extended by these positions and, with ``cross_weights``,
+        their head-averaged cross-attention (B, T, S) (else None)."""
+        extended, weights = cache, None
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
-            k, v = self.self_attention.keys_values(h)
-            new_cache["k"], new_cache["v"] = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
-            return self.self_attention(h, new_cache["k"], new_cache["v"], causal=True)
+            nonlocal extended
+            extended = cache.extend(*self.self_attention.keys_values(h))
+            return self.self_attention(h, extended.k, extended.v, causal=True)
 
         x = self.residuals[0](x, self_attend)
 
         def cross_attend(h: torch.Tensor) -> torch.Tensor:
+            nonlocal weights
             if cross_weights:
-                new_cache["cross_weights"] = self.cross_attention.weights(h, memory_kv[0], memory_pad_mask)
+                weights = self.cross_attention.weights(h, memory_kv[0], memory_pad_mask)
             return self.cross_attention(h, *memory_kv, key_pad_mask=memory_pad_mask)
 
         if self.cross_attention is not None:
             x = self.residuals[1](x, cross_attend)
-        return self.residuals[-1](x, self.feed_forward), new_cache
+        return self.residuals[-1](x, self.feed_forward), extended, weights
