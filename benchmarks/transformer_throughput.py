@@ -148,9 +148,9 @@ def marian(dm) -> torch.nn.Module:
         scale_embedding=True,
         share_encoder_decoder_embeddings=True,
         tie_word_embeddings=True,
-        pad_token_id=dm.pad_id,
-        eos_token_id=dm.eos_id,
-        decoder_start_token_id=dm.bos_id,
+        pad_token_id=dm.special_ids.pad,
+        eos_token_id=dm.special_ids.eos,
+        decoder_start_token_id=dm.special_ids.bos,
         forced_eos_token_id=None,
     )
     return MarianMTModel(config)

@@ -3,13 +3,14 @@
 from callbacks.hidden_state import HiddenStateCallback
 from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
-from callbacks.tokens_per_second import TokensPerSecond
+from callbacks.throughput import sequences, target_tokens
 from callbacks.translation_samples import TranslationSamplesCallback
 
 __all__ = [
     "HiddenStateCallback",
     "RandomStateCheckpoint",
     "SampleTextCallback",
-    "TokensPerSecond",
     "TranslationSamplesCallback",
+    "sequences",
+    "target_tokens",
 ]

@@ -7,7 +7,7 @@ from typing import TypedDict
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID
+from datamodules.text_tokenizer import SpecialIds
 
 
 class TranslationBatch(TypedDict):
@@ -20,22 +20,23 @@ class TranslationBatch(TypedDict):
     tgt_text: list[str]  # the raw target sentences, references for BLEU
 
 
-def pad(sequences: list[list[int]]) -> torch.Tensor:
-    """(B, longest) ids, right-padded with <pad>."""
-    return pad_sequence([torch.tensor(s, dtype=torch.long) for s in sequences], batch_first=True, padding_value=PAD_ID)
+def pad(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    """(B, longest) ids, right-padded with ``pad_id``."""
+    return pad_sequence([torch.tensor(s, dtype=torch.long) for s in sequences], batch_first=True, padding_value=pad_id)
 
 
-def collate_pairs(examples: list[dict]) -> TranslationBatch:
-    """``examples``: dicts with ``src_ids`` and ``tgt_ids`` (token ids without specials) and ``tgt`` (text)."""
-    src = pad([e["src_ids"] + [EOS_ID] for e in examples])
-    tgt_in = pad([[BOS_ID] + e["tgt_ids"] for e in examples])
-    tgt_out = pad([e["tgt_ids"] + [EOS_ID] for e in examples])
+def collate_pairs(examples: list[dict], ids: SpecialIds = SpecialIds()) -> TranslationBatch:
+    """``examples``: dicts with ``src_ids`` and ``tgt_ids`` (token ids without specials) and ``tgt`` (text); ``ids``:
+    the special ids of the tokenizer that made them (the data module and the models pass their own)."""
+    src = pad([e["src_ids"] + [ids.eos] for e in examples], ids.pad)
+    tgt_in = pad([[ids.bos] + e["tgt_ids"] for e in examples], ids.pad)
+    tgt_out = pad([e["tgt_ids"] + [ids.eos] for e in examples], ids.pad)
     return TranslationBatch(
         src=src,
         src_lengths=torch.tensor([len(e["src_ids"]) + 1 for e in examples]),
-        src_pad_mask=src == PAD_ID,
+        src_pad_mask=src == ids.pad,
         tgt_in=tgt_in,
         tgt_out=tgt_out,
-        tgt_pad_mask=tgt_out == PAD_ID,
+        tgt_pad_mask=tgt_out == ids.pad,
         tgt_text=[e.get("tgt", "") for e in examples],
     )

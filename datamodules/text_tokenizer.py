@@ -6,7 +6,8 @@ NFKC normalization with runs of whitespace collapsed to one space, spaces turned
   - ``bpe``: byte-pair-encoding subwords over ``▁``-marked words (sentencepiece-like);
   - ``word``: whole words, punctuation split off; rare words become ``<unk>``;
   - ``char``: one token per character.
-Special tokens have fixed ids in every tokenizer: <pad>=0, <bos>=1, <eos>=2, <unk>=3.
+Every tokenizer holds the special tokens <pad>, <bos>, <eos> and <unk>; their ids are read from the tokenizer
+(``SpecialIds.of``) by the data, the models and decoding alike, never assumed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,36 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 TokenizerKind = Literal["bpe", "word", "char"]
 SPACE_MARKER = "▁"
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The ids of <pad>, <bos>, <eos> and <unk>. The defaults are those of every tokenizer ``train_tokenizer`` makes
+    (special tokens first), for models built without a tokenizer, on token ids alone."""
+
+    pad: int = 0
+    bos: int = 1
+    eos: int = 2
+    unk: int = 3
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer) -> SpecialIds:
+        ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+        missing = [token for token, id_ in ids.items() if id_ is None]
+        if missing:
+            raise ValueError(
+                f"the tokenizer has no {', '.join(missing)} token. Fix: build it with "
+                f"datamodules.text_tokenizer.train_tokenizer, which adds {', '.join(SPECIAL_TOKENS)}."
+            )
+        return cls(*ids.values())
 
 
 def train_tokenizer(kind: TokenizerKind, texts: list[str], vocab_size: int) -> Tokenizer:
@@ -52,7 +75,6 @@ def train_tokenizer(kind: TokenizerKind, texts: list[str], vocab_size: int) -> T
         else trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
     )
     tokenizer.train_from_iterator(texts, trainer)
-    assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [PAD_ID, BOS_ID, EOS_ID, UNK_ID]
     return tokenizer
 
 
@@ -61,9 +83,9 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
 
 
-def decode(tokenizer: Tokenizer, ids: Iterable[int], eos_id: int = EOS_ID) -> str:
-    """Detokenized text, without special tokens and stopping at the first ``eos_id``."""
-    ids = list(ids)
-    if eos_id in ids:
-        ids = ids[: ids.index(eos_id)]
+def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
+    """Detokenized text, without special tokens and stopping at the first <eos>."""
+    ids, eos = list(ids), SpecialIds.of(tokenizer).eos
+    if eos in ids:
+        ids = ids[: ids.index(eos)]
     return tokenizer.decode(ids, skip_special_tokens=True)

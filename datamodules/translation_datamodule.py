@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import datasets
@@ -18,7 +18,7 @@ from datamodules.checks import require_positive
 from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, load_parallel
 from datamodules.sources import cache_dir
-from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerKind, decode, train_tokenizer
+from datamodules.text_tokenizer import SpecialIds, TokenizerKind, decode, train_tokenizer
 from datamodules.training_position import training_position
 
 
@@ -112,7 +112,14 @@ class TranslationDataModule(L.LightningDataModule):
     def tgt_tokenizer_json(self) -> str:
         return self.tokenizers[1].to_str()
 
-    pad_id, bos_id, eos_id, unk_id = PAD_ID, BOS_ID, EOS_ID, UNK_ID
+    @property
+    def special_ids(self) -> SpecialIds:
+        """The ids of <pad>, <bos>, <eos>, <unk>, as the tokenizers hold them (models read theirs from the same
+        tokenizers, which travel to them through the CLI's links)."""
+        src, tgt = (SpecialIds.of(t) for t in self.tokenizers)
+        if src != tgt:
+            raise ValueError(f"the source and target tokenizers number their special tokens differently ({src}, {tgt})")
+        return tgt
 
     def decode_target(self, ids) -> str:
         return decode(self.tokenizers[1], ids)
@@ -194,7 +201,11 @@ class TranslationDataModule(L.LightningDataModule):
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=self.num_workers, generator=generator
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=partial(collate_pairs, ids=self.special_ids),
+            num_workers=self.num_workers,
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:

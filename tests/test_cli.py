@@ -20,7 +20,7 @@ TINY = [
     "--data.init_args.batch_size",
     "4",
     "--trainer.max_steps",
-    "6",
+    "12",  # more than the throughput monitor's window (10 batches)
     "--trainer.val_check_interval",
     "3",
     "--trainer.limit_val_batches",
@@ -49,8 +49,11 @@ def test_fit_logs_metrics_samples_and_the_nested_config_to_wandb(trained_run):
     run_dir = only((work / "runs" / "wandb").glob("offline-run-*"))
     run_file = only(run_dir.glob("run-*.wandb"))
     logged = set().union(*history_rows(run_file))
-    for key in ("train/loss_step", "train/bpc_step", "val/loss", "val/bpc", "train/tokens_per_s", "lr-Adam"):
+    throughput = ("train/device/items_per_sec", "train/device/flops_per_sec")  # Lightning's ThroughputMonitor
+    for key in ("train/loss_step", "train/bpc_step", "val/loss", "val/bpc", *throughput, "lr-Adam"):
         assert key in logged, f"{key} missing from W&B history: {sorted(logged)}"
+    rows = [row for row in history_rows(run_file) if "train/device/items_per_sec" in row]
+    assert all(row["train/device/items_per_sec"] > 0 for row in rows)  # target tokens per second
     assert any(key.startswith("samples/") for key in logged)  # the table of generated samples
     keys = config_keys(run_file)
     assert {"model", "data", "trainer"} <= keys
@@ -95,7 +98,7 @@ def test_resumed_fit_continues_the_same_wandb_run(trained_run):
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
     run_id = last.parent.parent.name
     args = ["fit", "--config", str(STATEFUL), "--data.init_args.source", "corpus.txt", *TINY]
-    result = run_zoo(*args, "--trainer.max_steps", "9", "--ckpt_path", str(last), cwd=work)
+    result = run_zoo(*args, "--trainer.max_steps", "15", "--ckpt_path", str(last), cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in (work / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(name.endswith(run_id) for name in runs)

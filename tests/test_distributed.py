@@ -15,7 +15,6 @@ import yaml
 
 from datamodules.char_batches import StreamBatches
 from datamodules.char_datamodule import CharDataModule
-from datamodules.text_tokenizer import EOS_ID
 from datamodules.translation_datamodule import TranslationDataModule
 from tests.conftest import run_zoo, toy_pairs
 from tests.wandb_records import history_rows
@@ -234,7 +233,7 @@ def test_transformer_on_multi30k_under_ddp(tmp_path, shared_data):
     # them as a multiset), the same number of batches per rank, each within the budget.
     dm = TranslationDataModule("multi30k", "en-fr", vocab_size=2000, max_tokens=max_tokens)
     dm.setup("fit")
-    available = Counter((*ids, EOS_ID) for ids in dm.datasets["train"]["src_ids"])
+    available = Counter((*ids, dm.special_ids.eos) for ids in dm.datasets["train"]["src_ids"])
     seen = Counter(tuple(row) for r in ranks for b in r["batches"] for row in b["rows"])
     assert not seen - available
     assert seen.total() > 0.95 * len(dm.datasets["train"])

@@ -111,3 +111,18 @@ def test_a_model_missing_part_of_a_contract_fails_when_built_and_says_what():
     for cls, missing in ((NoStep, "step"), (NoLoss, "sequence_loss"), (NoLogits, "language_model_logits")):
         with pytest.raises(TypeError, match=f"abstract method.*{missing}"):
             cls()
+
+
+def test_checkpoints_that_still_hold_special_ids_as_arguments_load(tmp_path, translator):
+    """Files from before the special ids were read from the tokenizer name pad_id, bos_id and eos_id."""
+    import torch
+
+    from tests.conftest import save_checkpoint
+
+    path = save_checkpoint(translator, tmp_path / "old.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"].update(pad_id=0, bos_id=1, eos_id=2, _class_path="zoo.transformer.Transformer")
+    torch.save(checkpoint, path)
+    sentences = ["a small test"]
+    for loaded in (zoo.load_model(path), zoo.Transformer.load_from_checkpoint(path).eval()):
+        assert loaded.translate(sentences) == translator.eval().translate(sentences)

@@ -8,7 +8,7 @@ import torch
 
 from datamodules import CorpusError
 from datamodules.collate import collate_pairs
-from datamodules.text_tokenizer import BOS_ID, EOS_ID, PAD_ID, normalize, train_tokenizer
+from datamodules.text_tokenizer import SpecialIds, normalize, train_tokenizer
 from datamodules.translation_datamodule import TranslationDataModule
 
 
@@ -18,7 +18,9 @@ def toy_module(folder, **kwargs):
 
 
 def test_collate_pads_to_the_longest_and_masks_exactly_the_pads():
-    batch = collate_pairs([{"src_ids": [7, 8, 9], "tgt_ids": [5]}, {"src_ids": [7], "tgt_ids": [5, 6, 4, 9]}])
+    PAD_ID, BOS_ID, EOS_ID = 10, 11, 12  # whatever the tokenizer says
+    ids = SpecialIds(pad=PAD_ID, bos=BOS_ID, eos=EOS_ID, unk=13)
+    batch = collate_pairs([{"src_ids": [7, 8, 9], "tgt_ids": [5]}, {"src_ids": [7], "tgt_ids": [5, 6, 4, 9]}], ids)
     assert batch["src"].tolist() == [[7, 8, 9, EOS_ID], [7, EOS_ID, PAD_ID, PAD_ID]]
     assert batch["src_lengths"].tolist() == [4, 2]
     assert batch["src_pad_mask"].tolist() == [[False] * 4, [False, False, True, True]]
@@ -33,7 +35,7 @@ def test_collate_pads_to_the_longest_and_masks_exactly_the_pads():
 def test_local_files_become_batches_that_decode_back_to_the_text(toy_folder):
     dm = toy_module(toy_folder)
     dm.setup("fit")
-    assert dm.src_vocab_size == dm.tgt_vocab_size <= 100 and dm.pad_id == PAD_ID  # joint, at most vocab_size
+    assert dm.src_vocab_size == dm.tgt_vocab_size <= 100  # joint, at most vocab_size
     batches = list(dm.val_dataloader())
     assert sum(len(b["src"]) for b in batches) == 40
     expected = {normalize(line) for line in (toy_folder / "val.xx").read_text().splitlines()}
@@ -132,3 +134,28 @@ def test_vocab_too_small_unknown_pair_and_tight_budget(toy_folder):
         TranslationDataModule("multi30k", pair="en-es").texts
     with pytest.raises(ValueError, match="max_tokens 8 is smaller than the longest kept training example"):
         toy_module(toy_folder, max_tokens=8).setup("fit")
+
+
+def test_special_ids_are_read_from_the_tokenizer_by_data_and_models_alike():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from zoo import Seq2Seq, Transformer
+
+    vocab = {"<unk>": 0, "<eos>": 1, "<bos>": 2, "<pad>": 3, "hello": 4, "world": 5}  # not the usual 0..3 order
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    ids = SpecialIds.of(tokenizer)
+    assert ids == SpecialIds(pad=3, bos=2, eos=1, unk=0)
+    json_ = tokenizer.to_str()
+    for cls, sizes in ((Transformer, dict(d_model=8, heads=2, ffn_dim=16)), (Seq2Seq, dict(hidden_size=8))):
+        model = cls(6, 6, src_tokenizer=json_, tgt_tokenizer=json_, **sizes).eval()
+        assert (model.bos_id, model.eos_id, model.src_embedding.padding_idx) == (2, 1, 3)
+        _, batch = model._source_batch(["hello world"], truncate=False)
+        assert batch["src"].tolist() == [[4, 5, 1]]  # ends in the tokenizer's <eos>
+        (best,) = model.generate(batch["src"], batch["src_pad_mask"], max_len=4)[0]
+        assert best.tokens[-1] == 1 or len(best.tokens) == 4  # decoding stops at the tokenizer's <eos>
+        assert model.detokenize(torch.tensor([4, 1, 5])) == "hello"  # and text ends there
+
+    del vocab["<eos>"]
+    with pytest.raises(ValueError, match="no <eos> token.*train_tokenizer"):
+        SpecialIds.of(Tokenizer(models.WordLevel(vocab, unk_token="<unk>")))

@@ -66,9 +66,6 @@ LINKS = [  # DataModule attribute -> model argument
     ("vocab", "vocab"),
     ("src_vocab_size", "src_vocab_size"),
     ("tgt_vocab_size", "tgt_vocab_size"),
-    ("pad_id", "pad_id"),
-    ("bos_id", "bos_id"),
-    ("eos_id", "eos_id"),
     ("src_tokenizer_json", "src_tokenizer"),
     ("tgt_tokenizer_json", "tgt_tokenizer"),
 ]

@@ -70,18 +70,27 @@ def init_args_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
 
 
-def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> L.LightningModule:
-    """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights."""
-    model = build_model(model_class(saved_class_path(checkpoint), path), init_args_of(checkpoint), path)
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], path: str | Path, cls: type[L.LightningModule] | None = None, **overrides
+) -> L.LightningModule:
+    """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights: of the
+    class the checkpoint names, or ``cls``; ``overrides`` replace saved constructor arguments."""
+    cls = cls or model_class(saved_class_path(checkpoint), path)
+    model = build_model(cls, {**init_args_of(checkpoint), **overrides}, path)
     check_compatible(checkpoint, model, path)  # a clear message for weights of another shape
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     return model
 
 
+# Arguments that files from older versions hold and this one reads elsewhere: the special token ids (now read from
+# the tokenizer, which those files also hold).
+RETIRED_ARGUMENTS = ("pad_id", "bos_id", "eos_id")
+
+
 def build_model(cls: type[L.LightningModule], init_args: dict[str, Any], source: str | Path) -> L.LightningModule:
     """``cls(**init_args)``, where a wrong argument (a hand-edited or newer file) is a CheckpointError naming it."""
     try:
-        return cls(**init_args)
+        return cls(**{k: v for k, v in init_args.items() if k not in RETIRED_ARGUMENTS})
     except (TypeError, ValueError) as error:
         raise CheckpointError(
             f"{source} describes a {cls.__name__} this version cannot build: {error}. "
@@ -97,9 +106,6 @@ DATA_LINKED = (
     "tgt_vocab_size",
     "src_tokenizer",
     "tgt_tokenizer",
-    "pad_id",
-    "bos_id",
-    "eos_id",
 )
 FIX_RESUME = "Fix: run with the settings it was trained with, or start a new run without --ckpt_path."
 
@@ -144,14 +150,18 @@ def _difference(key: str, theirs: Any, ours: Any) -> str:
 
 
 class ChecksCheckpointClass:
-    """Mixed into zoo models: ``Model.load_from_checkpoint`` refuses, with a clear error, a checkpoint
-    of another model class (Lightning would fail later on missing or unexpected arguments)."""
+    """Mixed into zoo models: ``Model.load_from_checkpoint`` reads the file once, safely (``read_checkpoint``), and
+    refuses with a clear error a checkpoint of another model class, vocabulary or size."""
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **overrides):
+        """The model saved at ``checkpoint_path``, which must be a ``cls``; ``overrides`` replace saved constructor
+        arguments (as in Lightning); ``map_location``: the device to put it on (default: the CPU)."""
+        checkpoint = read_checkpoint(checkpoint_path)
         fix = "Fix: load it with its own class's load_from_checkpoint, or with zoo.load_model (any zoo model)."
-        check_class(read_checkpoint(checkpoint_path), cls.__name__, checkpoint_path, fix)
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        check_class(checkpoint, cls.__name__, checkpoint_path, fix)
+        model = model_from_checkpoint(checkpoint, checkpoint_path, cls, **overrides)
+        return model if map_location is None else model.to(map_location)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Lightning restores weights right after this hook (fit, validate, test with ckpt_path): refuse a

@@ -46,8 +46,9 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
     layer and, with input feeding, the next step's input.
 
     Args:
-        src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id, src_tokenizer, tgt_tokenizer:
-            linked from the TranslationDataModule by the CLI; the tokenizers (JSON) travel in checkpoints.
+        src_vocab_size, tgt_vocab_size, src_tokenizer, tgt_tokenizer:
+            linked from the TranslationDataModule by the CLI; the tokenizers (JSON) travel in checkpoints,
+            and the special token ids are read from them (zoo.tasks.translation).
         cell: ``gru`` or ``lstm``.
         embedding_dim, hidden_size: sizes of embeddings and recurrent states.
         encoder_layers, decoder_layers, bidirectional: the RNN stacks.
@@ -68,9 +69,6 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         self,
         src_vocab_size: int,
         tgt_vocab_size: int,
-        pad_id: int = 0,
-        bos_id: int = 1,
-        eos_id: int = 2,
         src_tokenizer: str | None = None,
         tgt_tokenizer: str | None = None,
         cell: Literal["gru", "lstm"] = "gru",
@@ -114,14 +112,13 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         if not 0 <= teacher_forcing <= 1:
             raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
         self.save_hyperparameters(logger=False)
-        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.max_source_tokens = max_source_len  # zoo.tasks.translation
         self.luong = attention != "bahdanau"
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         directions = 2 if bidirectional else 1
         H, E = hidden_size, embedding_dim
 
-        self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=pad_id)
+        self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=self.special_ids.pad)
         self.encoder = rnn(
             E,
             H // directions,
@@ -131,7 +128,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             dropout=dropout if encoder_layers > 1 else 0.0,
         )
         self.bridge = nn.ModuleList(nn.Linear(H, decoder_layers * H) for _ in range(2 if cell == "lstm" else 1))
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=self.special_ids.pad)
         self.attention = Attention(attention, query_dim=H, key_dim=H, attention_dim=H)
         feeds_context = not self.luong or input_feeding
         self.decoder = rnn(

@@ -44,7 +44,8 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
     ``tie_embeddings``, source, target and output embeddings are one matrix.
 
     Args:
-        src_vocab_size, tgt_vocab_size, pad_id, bos_id, eos_id, src_tokenizer, tgt_tokenizer: linked from the data.
+        src_vocab_size, tgt_vocab_size, src_tokenizer, tgt_tokenizer: linked from the data (special ids are
+            read from the tokenizers).
         d_model, heads, encoder_layers, decoder_layers, ffn_dim: sizes.
         dropout: on embeddings and sub-layer outputs (see transformer_layers).
         norm_first: pre-norm (stabler, the default) or the original post-norm.
@@ -60,9 +61,6 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         self,
         src_vocab_size: int,
         tgt_vocab_size: int,
-        pad_id: int = 0,
-        bos_id: int = 1,
-        eos_id: int = 2,
         src_tokenizer: str | None = None,
         tgt_tokenizer: str | None = None,
         d_model: int = 256,
@@ -96,7 +94,6 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         )
         require_dropout(dropout=dropout)
         self.save_hyperparameters(logger=False)
-        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.context_size = max_positions  # target positions for decoding (zoo.generation.decoding)
         self.max_source_tokens = max_positions  # source positions (zoo.tasks.translation)
         joint = src_vocab_size == tgt_vocab_size and src_tokenizer == tgt_tokenizer
@@ -119,9 +116,10 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
 
     def _embedding(self, vocab_size: int) -> nn.Embedding:
         """std d^-1/2, so that embeddings scaled by sqrt(d) enter at unit scale (and tied logits stay moderate)."""
-        embedding = nn.Embedding(vocab_size, self.hparams.d_model, padding_idx=self.hparams.pad_id)
+        pad = self.special_ids.pad
+        embedding = nn.Embedding(vocab_size, self.hparams.d_model, padding_idx=pad)
         nn.init.normal_(embedding.weight, std=self.hparams.d_model**-0.5)
-        nn.init.zeros_(embedding.weight[self.hparams.pad_id])
+        nn.init.zeros_(embedding.weight[pad])
         return embedding
 
     def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, offset: int = 0) -> torch.Tensor:

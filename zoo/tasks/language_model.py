@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from zoo.hub.checkpoints import ChecksCheckpointClass
+from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
 
 
 class LanguageModelTask(ChecksCheckpointClass, ABC):
@@ -18,6 +19,8 @@ class LanguageModelTask(ChecksCheckpointClass, ABC):
     ``self.vocab`` (a datamodules.CharVocab or None) and has ``generate`` (zoo.generation.decoding.DecodingMixin).
     Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per token, logged as ``<stage>/loss``
     and, in bits, ``<stage>/bpc``."""
+
+    flops_per_batch: int | None = None  # of the latest batch, for Lightning's ThroughputMonitor (zoo.tasks.flops)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -31,6 +34,8 @@ class LanguageModelTask(ChecksCheckpointClass, ABC):
 
     def _loss(self, batch) -> tuple[torch.Tensor, int]:
         inputs, targets = batch
+        per_token = TRAINING if self.training else FORWARD
+        self.flops_per_batch = per_token * dense_parameters(self, self.output) * targets.numel()
         logits = self.language_model_logits(inputs)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten()), targets.numel()
 

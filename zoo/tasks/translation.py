@@ -1,8 +1,9 @@
 """What every translation model in the zoo shares: losses, BLEU, checks, and `translate`.
 
 A model lists ``TranslationTask`` before ``DecodingMixin`` among its bases (its decoding_defaults win), provides
-``sequence_loss(batch) -> (summed negative log-likelihood, number of target tokens)`` and sets
-``max_source_tokens``, the longest source (<eos> included) it reads.
+``sequence_loss(batch) -> (summed negative log-likelihood, number of target tokens)``, sets
+``max_source_tokens``, the longest source (<eos> included) it reads, and names its source-side layers
+``encoder`` and its output layer ``output`` (for the FLOP estimate of zoo/tasks/flops.py).
 Validation reports loss, perplexity and SacreBLEU (13a, detokenized hypotheses against the
 raw references) with greedy decoding; test reports SacreBLEU with beam search. BLEU is a
 torchmetrics metric, so it is reduced correctly across DDP ranks.
@@ -19,12 +20,14 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
-from datamodules.text_tokenizer import decode
+from datamodules.text_tokenizer import SpecialIds, decode
 from zoo.hub.checkpoints import ChecksCheckpointClass
+from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
 
 
 class TranslationTask(ChecksCheckpointClass, ABC):
     max_source_tokens: int  # set by the model: the longest source (<eos> included) it reads
+    flops_per_batch: int | None = None  # of the latest batch, for Lightning's ThroughputMonitor (zoo.tasks.flops)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,11 +47,33 @@ class TranslationTask(ChecksCheckpointClass, ABC):
             raise ValueError("this model was built without tokenizers: it translates token ids only (generate)")
         return Tokenizer.from_str(src), Tokenizer.from_str(tgt)
 
+    @cached_property
+    def special_ids(self) -> SpecialIds:
+        """<pad>, <bos>, <eos>, <unk> as the target tokenizer numbers them (built without tokenizers: the defaults)."""
+        tokenizer = self.hparams.tgt_tokenizer
+        return SpecialIds.of(Tokenizer.from_str(tokenizer)) if tokenizer is not None else SpecialIds()
+
+    @property
+    def bos_id(self) -> int:  # where decoding starts (zoo.generation.decoding)
+        return self.special_ids.bos
+
+    @property
+    def eos_id(self) -> int:  # where a hypothesis ends
+        return self.special_ids.eos
+
     def detokenize(self, ids: torch.Tensor) -> str:
-        """Target token ids -> text, up to this model's own end token."""
-        return decode(self.tokenizers[1], ids.tolist(), self.eos_id)
+        """Target token ids -> text, up to the first <eos>."""
+        return decode(self.tokenizers[1], ids.tolist())
+
+    def _count_flops(self, batch: TranslationBatch) -> None:
+        """Teacher-forced FLOPs: encoder parameters per source token, the others per target token."""
+        encoder = dense_parameters(self.encoder)
+        decoder = dense_parameters(self, self.output) - encoder
+        tokens = encoder * int((~batch["src_pad_mask"]).sum()) + decoder * int((~batch["tgt_pad_mask"]).sum())
+        self.flops_per_batch = (TRAINING if self.training else FORWARD) * tokens
 
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+        self._count_flops(batch)
         total, count = self.sequence_loss(batch)
         loss = total / count
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=int(count))
@@ -56,6 +81,7 @@ class TranslationTask(ChecksCheckpointClass, ABC):
         return loss
 
     def _evaluate(self, batch: TranslationBatch, nll: MeanMetric, bleu: SacreBLEUScore, **decoding) -> None:
+        self._count_flops(batch)  # the loss's forward pass; decoding is not counted
         total, count = self.sequence_loss(batch)
         nll.update(total / count, weight=count)
         bleu.update(self._decode_batch(batch, **decoding), [[ref] for ref in batch["tgt_text"]])
@@ -111,7 +137,7 @@ class TranslationTask(ChecksCheckpointClass, ABC):
                 f"reads. Fix: split it, or pass truncate=True to translate its first {room} tokens."
             )
         pieces = [e.tokens[:room] for e in encoded]
-        return pieces, collate_pairs([{"src_ids": e.ids[:room], "tgt_ids": []} for e in encoded])
+        return pieces, collate_pairs([{"src_ids": e.ids[:room], "tgt_ids": []} for e in encoded], self.special_ids)
 
     @torch.no_grad()
     def translate(self, sentences: list[str], truncate: bool = False, **options) -> list[str]:
