@@ -28,8 +28,9 @@ from lightning.pytorch.callbacks import Callback
 
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
-from datamodules.long_dependency import KEYS, long_dependency_text, recall_accuracy
+from datamodules.long_dependency import KEYS, long_dependency_text
 from zoo import CharRNN
+from zoo.tasks.long_dependency_recall import recall_accuracy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "char_rnn"
 

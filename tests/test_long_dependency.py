@@ -10,9 +10,10 @@ import pytest
 
 from callbacks import HiddenStateCallback
 from datamodules import CharDataModule
-from datamodules.long_dependency import KEYS, long_dependency_text, recall_accuracy
+from datamodules.long_dependency import KEYS, long_dependency_text
 from tests.conftest import SEED
 from zoo import CharRNN
+from zoo.tasks.long_dependency_recall import recall_accuracy
 
 SEQ_LEN = 10
 
