@@ -1,15 +1,17 @@
-"""RNN attention seq2seq training throughput: the model's own teacher-forced loss against a per-step loop.
+"""RNN attention seq2seq training throughput: today's training path against the per-step loop it replaced.
 
 Models of the shipped configs' sizes (GRU, embeddings 256, hidden 512, bidirectional encoder,
 dropout 0.3, BPE 8k joint) on Multi30k en-fr training batches of at most 4000 tokens:
-Bahdanau, Luong general with input feeding (the shipped Luong config) and without it.
-Contenders, same model weights and batches, Adam 1e-3 and gradient clipping at 1.0:
-  - model: ``Seq2Seq.sequence_loss``, what `zoo fit` trains with;
+Bahdanau, and Luong general with and without input feeding. Contenders per attention kind,
+same batches, Adam 1e-3 and gradient clipping at 1.0:
   - step loop: the loss from the decoding step (``decoder_step``) called once per target
-    position, which is how sequence_loss worked before it got its own lean paths.
-Windows alternate in one process, the order swapped every round (this machine's speed
+    position, which is how ``sequence_loss`` trained before it got its own lean paths;
+  - model: ``Seq2Seq.sequence_loss``, what `zoo fit` trains with, same model;
+  - model, tied: the same with ``tie_embeddings`` (output features of embedding_dim 256: the
+    vocabulary projection reads 256 units, not 512).
+Windows alternate in one process, the order rotated every round (this machine's speed
 drifts); throughput is real (non-pad) target tokens per second of forward, backward and
-optimizer step; medians over windows.
+optimizer step; medians over windows, ratios to the step loop.
 
     python benchmarks/seq2seq_throughput.py [--quick]
 """
@@ -17,7 +19,6 @@ optimizer step; medians over windows.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import time
@@ -71,29 +72,34 @@ def window(model, optimizer, loss_fn, batches) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 4-batch windows (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 4-batch windows (about two minutes)")
     args = parser.parse_args()
-    rounds, per_window = (2, 4) if args.quick else (5, 8)
+    rounds, per_window = (2, 4) if args.quick else (6, 8)
     dm = TranslationDataModule("multi30k", "en-fr", tokenizer="bpe", vocab_size=8000, joint_vocab=True, max_tokens=4000)
     dm.setup("fit")
     loader = iter(dm.train_dataloader())
-    batches = [next(loader) for _ in range(per_window * 2)]
+    chunks = [[next(loader) for _ in range(per_window)] for _ in range(2)]
     print(f"Multi30k en-fr training batches of <= 4000 tokens, threads {torch.get_num_threads()}")
-    print(f"{'variant':<26}{'model tok/s':>13}{'step loop tok/s':>17}{'ratio':>8}")
+    print(f"{'variant':<26}{'step loop':>11}{'model':>9}{'model, tied':>13}   target tokens/s, ratio to the step loop")
     summary = {}
     for name, variant in VARIANTS.items():
-        torch.manual_seed(0)
-        model = Seq2Seq(dm.src_vocab_size, dm.tgt_vocab_size, **SIZES, **variant).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        rates = {"model": [], "step loop": []}
-        contenders = {"model": model_loss, "step loop": step_loop_loss}
-        for r, order in zip(range(rounds), itertools.cycle([list(contenders), list(contenders)[::-1]])):
-            for contender in order:
-                chunk = batches[(r % 2) * per_window : (r % 2 + 1) * per_window]
-                rates[contender].append(window(model, optimizer, contenders[contender], chunk))
-        ours, loop = statistics.median(rates["model"]), statistics.median(rates["step loop"])
-        print(f"{name:<26}{ours:>13.0f}{loop:>17.0f}{ours / loop:>7.2f}x")
-        summary[name] = {"model_tokens_per_s": round(ours), "step_loop_tokens_per_s": round(loop)}
+        contenders = {}
+        for label, tied, loss_fn in (("step loop", False, step_loop_loss), ("model", False, model_loss),
+                                     ("model, tied", True, model_loss)):  # fmt: skip
+            torch.manual_seed(0)
+            model = Seq2Seq(dm.src_vocab_size, dm.tgt_vocab_size, **SIZES, **variant, tie_embeddings=tied).train()
+            contenders[label] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn)
+        rates = {label: [] for label in contenders}
+        order = list(contenders)
+        for r in range(rounds):
+            for label in order[r % 3 :] + order[: r % 3]:
+                rates[label].append(window(*contenders[label], chunks[r % 2]))
+        median = {label: statistics.median(values) for label, values in rates.items()}
+        base = median["step loop"]
+        cells = "".join(f"{median[label]:>{w}.0f}" for label, w in zip(order, (11, 9, 13)))
+        ratios = ", ".join(f"{median[label] / base:.2f}x" for label in order[1:])
+        print(f"{name:<26}{cells}   {ratios}")
+        summary[name] = {label.replace(", ", "_").replace(" ", "_"): round(v) for label, v in median.items()}
     print(json.dumps(summary))
 
 

@@ -4,12 +4,14 @@ from callbacks.hidden_state import HiddenStateCallback
 from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
 from callbacks.throughput import sequences, target_tokens
+from callbacks.time_budget import TimeBudgetDecay
 from callbacks.translation_samples import TranslationSamplesCallback
 
 __all__ = [
     "HiddenStateCallback",
     "RandomStateCheckpoint",
     "SampleTextCallback",
+    "TimeBudgetDecay",
     "TranslationSamplesCallback",
     "sequences",
     "target_tokens",

@@ -54,6 +54,44 @@ def test_a_sentence_gets_the_same_logits_alone_and_beside_a_much_longer_one(kind
 
 
 # Reaching 0.98 took 100-350 steps over seeds 0-3 (both kinds): the cap leaves twice that.
+@pytest.mark.parametrize(
+    "kind, cell, input_feeding",
+    [("bahdanau", "gru", True), ("bahdanau", "lstm", True), ("general", "lstm", True), ("dot", "gru", False),
+     ("concat", "lstm", False)],
+)  # fmt: skip
+@pytest.mark.parametrize("tie_embeddings", [False, True])  # tied: output features of embedding_dim (16), not 32
+def test_the_training_loss_is_the_decoding_steps_loss(kind, cell, input_feeding, tie_embeddings):
+    """sequence_loss takes shortcuts (the whole target in one RNN call for Luong without input feeding, work hoisted
+    out of the step loop otherwise); its loss and gradients must be those of feeding the reference tokens to
+    ``step`` one at a time, the path decoding takes."""
+    model = tiny(
+        kind, cell, encoder_layers=2, decoder_layers=2, input_feeding=input_feeding, tie_embeddings=tie_embeddings
+    )
+    pairs = [{"src_ids": [4, 5, 6, 7], "tgt_ids": [7, 8]}, {"src_ids": [3, 9], "tgt_ids": [5, 6, 7, 8, 9, 10]}]
+    batch = collate_pairs(pairs)
+
+    def step_by_step():
+        state = model.init_state(model.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], 2)
+        nll = 0
+        for t in range(batch["tgt_in"].shape[1]):
+            log_probs, state = model.step(batch["tgt_in"][:, t], state)
+            picked = log_probs.gather(1, batch["tgt_out"][:, t : t + 1]).squeeze(1)
+            nll = nll - picked.masked_fill(batch["tgt_pad_mask"][:, t], 0).sum()
+        return nll
+
+    def loss_and_gradients(loss_fn):
+        model.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fast, fast_grads = loss_and_gradients(lambda: model.sequence_loss(batch)[0])
+    slow, slow_grads = loss_and_gradients(step_by_step)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-5)
+    for fast_grad, slow_grad in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(fast_grad, slow_grad, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.trains
 @pytest.mark.parametrize("kind", ["bahdanau", "dot"])
 def test_learns_to_reverse_strings_in_seconds(kind):
@@ -108,8 +146,8 @@ def test_bad_input_is_refused_clearly():
         model.generate(torch.ones(1, 9, dtype=torch.long), torch.zeros(1, 9, dtype=torch.bool))
     with pytest.raises(ValueError, match="empty source"):
         model.generate(torch.tensor([[0, 0]]), torch.ones(1, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match="tie_embeddings"):
-        tiny(embedding_dim=16, hidden_size=32, tie_embeddings=True)
+    with pytest.raises(ValueError, match="tie_embeddings and adaptive_softmax_cutoffs exclude each other"):
+        tiny(tie_embeddings=True, adaptive_softmax_cutoffs=[6])
 
 
 @pytest.mark.parametrize("kind, cell", [("bahdanau", "lstm"), ("concat", "gru")])

@@ -81,9 +81,10 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
         open_scores = top_scores.gather(1, pick)
         open_rows, open_tokens = rows.gather(1, pick), token.gather(1, pick)
 
-        done = torch.zeros(R, dtype=torch.bool)
+        done = torch.zeros(R, dtype=torch.bool, device="cpu")  # decided here, on the host
         for r in range(R):
-            item, limit = int(items[r]), int(limits[items[r]])
+            item = int(items[r])
+            limit = int(limits[item])
             if t + 1 >= limit:  # out of length: the open beams end here, unfinished
                 for j in pick[r].tolist():
                     if top_scores[r, j] > NEG_INF:

@@ -129,7 +129,7 @@ class DecodingMixin(ABC):
                     f"{context} positions. Fix: ask for at most {max(room, 0)} new tokens or shorten the prompt."
                 )
             max_len = room  # translation: max_len is only a ceiling
-        limits = torch.full((batch_size,), max_len, dtype=torch.long)
+        limits = torch.full((batch_size,), max_len, dtype=torch.long, device="cpu")  # read by the host's loop
         if opts.max_len_a is not None or opts.max_len_b is not None:
             if src is None:
                 raise ValueError(

@@ -14,7 +14,7 @@ def decode_sequentially(model, start: Start, limits: torch.Tensor, opts: Decodin
     if opts.strategy == "sample":
         # Unseeded sampling draws its seed from the global generator (so seed_everything decides it), which
         # it never re-seeds: torch.seed() here used to make every later dropout mask of a run unrepeatable.
-        seed = opts.seed if opts.seed is not None else int(torch.randint(2**62, ()))
+        seed = opts.seed if opts.seed is not None else int(torch.randint(2**62, (), device="cpu"))
         generator = torch.Generator(device=device).manual_seed(seed)
     limits = limits.to(device)
     out = torch.zeros(B, int(limits.max()), dtype=torch.long, device=device)

@@ -12,6 +12,7 @@ from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import tensors_of
+from zoo.modules.recurrent import run_rnn
 from zoo.modules.rnn_state import RNNState
 from zoo.tasks.language_model import LanguageModelTask
 
@@ -80,7 +81,7 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
     def forward(self, tokens: torch.Tensor, state: RNNState | None = None) -> tuple[torch.Tensor, RNNState]:
         """tokens (B, T) -> logits (B, T, V) and the state after the last token."""
         x = self.embedding(tokens)  # (B, T, E)
-        out, final = self.rnn(x, None if state is None else state.to_torch())  # (B, T, H)
+        out, final = run_rnn(self.rnn, x, None if state is None else state.to_torch())  # (B, T, H)
         return self.output(self.dropout(out)), RNNState.from_torch(final)
 
     # --- training -------------------------------------------------------------------------

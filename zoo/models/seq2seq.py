@@ -15,6 +15,7 @@ from datamodules.checks import require_dropout, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
 from zoo.modules.attention import Attention, AttentionKind
+from zoo.modules.recurrent import run_rnn
 from zoo.modules.rnn_state import RNNState
 from zoo.tasks.translation import TranslationTask
 
@@ -31,7 +32,7 @@ class EncoderMemory:
 @dataclass
 class Seq2SeqState:
     rnn: RNNState  # the decoder's recurrent state
-    feed: torch.Tensor  # (B, H) the last step's attentional features (fed to the next step under input feeding)
+    feed: torch.Tensor  # (B, F) the last step's output features (fed to the next step under input feeding)
     memory: Static[EncoderMemory]  # identical across the beams of a source: expanded once, never reordered
 
 
@@ -57,7 +58,9 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         dropout: on embeddings, between layers and before the output layer.
         teacher_forcing: probability, per training step, of feeding the reference token
             rather than the model's own previous prediction.
-        tie_embeddings: share the target embedding with the output layer (embedding_dim == hidden_size).
+        tie_embeddings: share the target embedding with the output layer; the output features then have
+            embedding_dim units (a bottleneck when embedding_dim < hidden_size, as fairseq's out_embed_dim:
+            the vocabulary projection, the costliest layer, shrinks with it).
         adaptive_softmax_cutoffs: use an adaptive softmax with these cutoffs (word-level vocabularies).
         learning_rate: Adam's.
         max_source_len: longer sources are refused at translation time.
@@ -107,8 +110,8 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             raise ValueError(
                 f"a bidirectional encoder splits hidden_size across directions: use an even size, got {hidden_size}"
             )
-        if tie_embeddings and (embedding_dim != hidden_size or adaptive_softmax_cutoffs):
-            raise ValueError("tie_embeddings needs embedding_dim == hidden_size and no adaptive softmax")
+        if tie_embeddings and adaptive_softmax_cutoffs:
+            raise ValueError("tie_embeddings and adaptive_softmax_cutoffs exclude each other: choose one")
         if not 0 <= teacher_forcing <= 1:
             raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
         self.save_hyperparameters(logger=False)
@@ -117,6 +120,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         directions = 2 if bidirectional else 1
         H, E = hidden_size, embedding_dim
+        features_dim = E if tie_embeddings else H  # output features: what the vocabulary projection reads
 
         self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=self.special_ids.pad)
         self.encoder = rnn(
@@ -130,20 +134,20 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         self.bridge = nn.ModuleList(nn.Linear(H, decoder_layers * H) for _ in range(2 if cell == "lstm" else 1))
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=self.special_ids.pad)
         self.attention = Attention(attention, query_dim=H, key_dim=H, attention_dim=H)
-        feeds_context = not self.luong or input_feeding
+        fed = features_dim if input_feeding else 0  # Luong feeds the last output features; Bahdanau, its context
         self.decoder = rnn(
-            E + (H if feeds_context else 0),
+            E + (fed if self.luong else H),
             H,
             decoder_layers,
             batch_first=True,
             dropout=dropout if decoder_layers > 1 else 0.0,
         )
-        self.combine = nn.Linear(2 * H, H)  # [h; context] -> the features the output layer reads
+        self.combine = nn.Linear(2 * H, features_dim)  # [context; h] -> the features the output layer reads
         self.dropout = nn.Dropout(dropout)
         if adaptive_softmax_cutoffs:
-            self.output = nn.AdaptiveLogSoftmaxWithLoss(H, tgt_vocab_size, adaptive_softmax_cutoffs)
+            self.output = nn.AdaptiveLogSoftmaxWithLoss(features_dim, tgt_vocab_size, adaptive_softmax_cutoffs)
         else:
-            self.output = nn.Linear(H, tgt_vocab_size)
+            self.output = nn.Linear(features_dim, tgt_vocab_size)
             if tie_embeddings:
                 self.output.weight = self.tgt_embedding.weight
 
@@ -161,7 +165,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             )
         x = self.dropout(self.src_embedding(src))  # (B, S, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, final = self.encoder(packed)
+        out, final = run_rnn(self.encoder, packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, H)
         return out, final
 
@@ -173,29 +177,29 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             top = f[-directions:].transpose(0, 1).reshape(batch_size, -1)  # (B, H): last layer, directions joined
             starts.append(torch.tanh(bridge(top)).view(batch_size, self.hparams.decoder_layers, -1))  # (B, layers, H)
         memory = EncoderMemory(outputs, self.attention.project_keys(outputs), src_pad_mask)
-        return Seq2SeqState(RNNState(*starts), outputs.new_zeros(batch_size, self.hparams.hidden_size), Static(memory))
+        return Seq2SeqState(RNNState(*starts), outputs.new_zeros(batch_size, self.combine.out_features), Static(memory))
 
     # --- decoder ---------------------------------------------------------------------------
 
     def decoder_step(
         self, tokens: torch.Tensor, state: Seq2SeqState
     ) -> tuple[torch.Tensor, Seq2SeqState, torch.Tensor]:
-        """tokens (B,) -> output features (B, H), the next state, and the attention weights (B, S) used."""
+        """tokens (B,) -> output features (B, F), the next state, and the attention weights (B, S) used."""
         memory = state.memory.value
         embedded = self.dropout(self.tgt_embedding(tokens))  # (B, E)
         if self.luong:
             rnn_input = torch.cat([embedded, state.feed], -1) if self.hparams.input_feeding else embedded
-            out, final = self.decoder(rnn_input[:, None], state.rnn.to_torch())
+            out, final = run_rnn(self.decoder, rnn_input[:, None], state.rnn.to_torch())
             context, weights = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)  # current state
         else:
             query = state.rnn.h[:, -1]  # the previous state, top layer
             context, weights = self.attention(query, memory.keys, memory.values, memory.pad_mask)
-            out, final = self.decoder(torch.cat([embedded, context], -1)[:, None], state.rnn.to_torch())
-        features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, H)
+            out, final = run_rnn(self.decoder, torch.cat([embedded, context], -1)[:, None], state.rnn.to_torch())
+        features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, F)
         return features, Seq2SeqState(RNNState.from_torch(final), features, state.memory), weights
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
-        """features (N, H) -> log-probabilities (N, V)."""
+        """features (N, F) -> log-probabilities (N, V)."""
         if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
             return self.output.log_prob(features)
         return self.output(self.dropout(features)).log_softmax(-1)
@@ -215,14 +219,10 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         state = self.init_state(
             self.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], len(batch["src"])
         )
-        tokens, features = batch["tgt_in"][:, 0], []
-        for t in range(batch["tgt_in"].shape[1]):
-            step_features, state, _ = self.decoder_step(tokens, state)
-            features.append(step_features)
-            if t + 1 < batch["tgt_in"].shape[1]:
-                teacher = not self.training or torch.rand(()) < self.hparams.teacher_forcing
-                tokens = batch["tgt_in"][:, t + 1] if teacher else self.log_probs(step_features).argmax(-1)
-        features = torch.stack(features, 1)  # (B, T, H)
+        if self.training and self.hparams.teacher_forcing < 1:
+            features = self._features_with_own_guesses(batch["tgt_in"], state)
+        else:
+            features = self._teacher_forced_features(batch["tgt_in"], state)  # (B, T, F)
         real = ~batch["tgt_pad_mask"]
         targets = batch["tgt_out"][real]
         if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
@@ -230,6 +230,40 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         else:
             nll = F.cross_entropy(self.output(self.dropout(features[real])), targets, reduction="sum")
         return nll, real.sum()
+
+    def _teacher_forced_features(self, tgt_in: torch.Tensor, state: Seq2SeqState) -> torch.Tensor:
+        """The output features (B, T, F) of every target position, fed the reference tokens: what ``decoder_step``
+        computes step by step, with the work that does not depend on the previous step done once for all steps."""
+        memory = state.memory.value
+        embedded = self.dropout(self.tgt_embedding(tgt_in))  # (B, T, E)
+        hidden = state.rnn.to_torch()  # (layers, B, H), torch's layout for the whole loop
+        if self.luong and not self.hparams.input_feeding:  # no step depends on the last one's attention
+            out, _ = run_rnn(self.decoder, embedded, hidden)  # (B, T, H): the whole target in one call
+            context, _ = self.attention(out, memory.keys, memory.values, memory.pad_mask)  # (B, T, H)
+            return torch.tanh(self.combine(torch.cat([context, out], -1)))
+        features, feed = [], state.feed
+        for t in range(tgt_in.shape[1]):
+            if self.luong:  # input feeding: the last step's features join this step's input
+                out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], feed], -1)[:, None], hidden)
+                context, _ = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)
+            else:  # Bahdanau: the previous state's top layer queries
+                query = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
+                context, _ = self.attention(query, memory.keys, memory.values, memory.pad_mask)
+                out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], context], -1)[:, None], hidden)
+            feed = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, F)
+            features.append(feed)
+        return torch.stack(features, 1)
+
+    def _features_with_own_guesses(self, tgt_in: torch.Tensor, state: Seq2SeqState) -> torch.Tensor:
+        """Step by step, each next input the reference with probability ``teacher_forcing``, else the guess."""
+        tokens, features = tgt_in[:, 0], []
+        for t in range(tgt_in.shape[1]):
+            step_features, state, _ = self.decoder_step(tokens, state)
+            features.append(step_features)
+            if t + 1 < tgt_in.shape[1]:
+                teacher = torch.rand((), device="cpu") < self.hparams.teacher_forcing  # a host-side coin
+                tokens = tgt_in[:, t + 1] if teacher else self.log_probs(step_features).argmax(-1)
+        return torch.stack(features, 1)  # (B, T, F)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)

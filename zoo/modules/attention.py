@@ -46,11 +46,13 @@ class Attention(nn.Module):
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, pad_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """query (B, Q), keys (B, S, .), values (B, S, D), pad_mask (B, S) -> context (B, D), weights (B, S)."""
+        """query (B, Q) for one step, or (B, T, Q) for T steps at once; keys (B, S, .), values (B, S, D), pad_mask
+        (B, S) -> context (B, D) and weights (B, S), or (B, T, D) and (B, T, S)."""
+        steps = query if query.dim() == 3 else query[:, None]  # (B, T, Q)
         if self.additive:
-            scores = self.v(torch.tanh(keys + self.query_proj(query)[:, None])).squeeze(-1)  # (B, S)
+            scores = self.v(torch.tanh(keys[:, None] + self.query_proj(steps)[:, :, None])).squeeze(-1)  # (B, T, S)
         else:
-            scores = torch.bmm(keys, query[:, :, None]).squeeze(-1)  # (B, S)
-        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
-        context = torch.bmm(weights[:, None], values).squeeze(1)  # (B, D)
-        return context, weights
+            scores = torch.bmm(steps, keys.transpose(1, 2))  # (B, T, S)
+        weights = scores.masked_fill(pad_mask[:, None], float("-inf")).softmax(dim=-1)
+        context = torch.bmm(weights, values)  # (B, T, D)
+        return (context, weights) if query.dim() == 3 else (context[:, 0], weights[:, 0])
