@@ -5,7 +5,9 @@ inverse-square-root or constant rate it stops mid-stride, never annealed. This c
 every optimizer's learning rate by a factor of the time left: 1 until the last ``decay_fraction``
 of the budget, then linearly down to 0 at its end (the "decay" phase of warm-up-stable-decay
 schedules). It multiplies whatever the model's own scheduler sets (warm-up included), so it
-works with any model; the time is Lightning's Timer's, which a resumed run restores.
+works with any model whose scheduler computes the rate from the step count (LambdaLR and the
+like, as the zoo's do; a chained scheduler such as ExponentialLR would multiply the scaled rate
+again); the time is Lightning's Timer's, which a resumed run restores.
 """
 
 from __future__ import annotations
