@@ -48,3 +48,17 @@ def test_every_shipped_config_trains_and_decodes_in_bf16_mixed(config, small_cor
             assert len(beams) == 2 and all(isinstance(text, str) and math.isfinite(s) for text, s in beams)
         else:
             assert len(model.generate_text("ROMEO:", 20, strategy="sample", seed=0)) == 20
+
+
+def test_lstm_models_run_under_cpu_bf16_autocast():
+    """oneDNN has no bf16 LSTM under autocast; zoo.modules.recurrent runs it in fp32 there (packed encoder too)."""
+    from datamodules.collate import collate_pairs
+    from zoo import Seq2Seq
+
+    model = Seq2Seq(12, 12, embedding_dim=8, hidden_size=8, cell="lstm", attention="general", bidirectional=True)
+    batch = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8]}, {"src_ids": [9], "tgt_ids": [5, 6, 7]}])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model.sequence_loss(batch)
+        loss.backward()
+        (best,) = model.generate(batch["src"], batch["src_pad_mask"], strategy="beam", beam_size=2, max_len=4)[0]
+    assert math.isfinite(loss.item()) and len(best.tokens) <= 4
