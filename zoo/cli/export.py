@@ -1,4 +1,9 @@
-"""`zoo export`: a `zoo fit` checkpoint -> a portable bundle folder (safetensors, JSON, tokenizer, model card)."""
+"""`zoo export`: a trained model -> a folder another tool loads.
+
+--format bundle        (default) our portable bundle: safetensors, JSON, tokenizer, model card; from a checkpoint
+--format transformers  Hugging Face transformers (Pegasus classes): `pipeline("translation", model=OUT)`
+--format ctranslate2   CTranslate2, for `zoo translate --engine ctranslate2` or ctranslate2.Translator
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,54 @@ import argparse
 
 from zoo.hub.bundles import export_bundle
 from zoo.hub.checkpoints import CheckpointError
+from zoo.hub.pretrained import load_local, load_pretrained
+
+FORMATS = ("bundle", "transformers", "ctranslate2")
 
 
 def export_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo export",
-        description="Write a checkpoint's model as a bundle: model.safetensors, config.json, the tokenizer and "
-        "a README model card. zoo.load_pretrained(folder) loads it without unpickling anything.",
+        description="Write a trained model as a folder: our bundle (model.safetensors, config.json, tokenizer, "
+        "model card; zoo.load_pretrained(folder) loads it without unpickling anything), or a Transformer "
+        "translator in the transformers or CTranslate2 format (optional extra: pip install 'seq-zoo[export]').",
     )
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt file written by `zoo fit`")
-    parser.add_argument("--out", required=True, help="the bundle folder to write: new or empty, unless --force")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a .ckpt file written by `zoo fit` (or, for the other formats, a bundle)")
+    source.add_argument("--pretrained", help="a registered name or bundle folder (transformers, ctranslate2 only)")
+    parser.add_argument("--out", required=True, help="the folder to write: new or empty, unless --force")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder (as a whole)")
+    parser.add_argument("--format", choices=FORMATS, default="bundle", help="what to write (default: bundle)")
     parser.add_argument(
         "--dtype",
         choices=["float32", "float16", "bfloat16"],
         default="float32",
-        help="storage type of the weights (float16 halves the size; loading gives float32)",
+        help="bundle: storage type of the weights (float16 halves the size; loading gives float32)",
+    )
+    parser.add_argument(
+        "--quantization",
+        choices=["int8", "int8_float32", "float16"],
+        default=None,
+        help="ctranslate2: store the weights quantized (default: float32; any can still run as int8)",
     )
     args = parser.parse_args(argv)
+    if args.format == "bundle" and args.pretrained:
+        parser.error("--format bundle needs --checkpoint (a training checkpoint: the bundle records its metrics)")
     try:
-        folder = export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)
-    except (CheckpointError, OSError) as error:
+        folder = export(args)
+    except (CheckpointError, OSError, ImportError, ValueError) as error:
         parser.exit(2, f"zoo export: error: {error}\n")
-    print(f"bundle written to {folder}")
+    print(f"{args.format} folder written to {folder}")
+
+
+def export(args: argparse.Namespace):
+    if args.format == "bundle":
+        return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)
+    model = load_local(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
+    if args.format == "transformers":
+        from zoo.interop.transformers_export import export_transformers
+
+        return export_transformers(model, args.out, force=args.force)
+    from zoo.interop.ctranslate2_engine import export_ctranslate2
+
+    return export_ctranslate2(model, args.out, quantization=args.quantization, force=args.force)

@@ -13,6 +13,7 @@ from zoo.cli.text_lines import InputError, input_name, one_line, read_lines
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.pretrained import load_for_command
+from zoo.modules.int8 import int8_copy
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 OPTIONS = ["beam_size", "n_best", "max_len_a", "max_len_b", "length_penalty"]
@@ -34,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_flags(parser, OPTIONS, beam_size=5)
     parser.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
     parser.add_argument(
+        "--engine",
+        choices=["zoo", "ctranslate2"],
+        default="zoo",
+        help="ctranslate2: --checkpoint is a folder from `zoo export --format ctranslate2` (pip install "
+        "'seq-zoo[export]'); its length penalty is length ** alpha, not GNMT's (equal at 0)",
+    )
+    parser.add_argument(
+        "--compute-type",
+        choices=["default", "float32", "int8", "int8_float32"],
+        default="default",
+        help="int8: Linear layers quantized (our model: torch's dynamic quantization; ctranslate2: its int8); "
+        "default: as stored",
+    )
+    parser.add_argument(
         "--too-long",
         choices=["truncate", "skip", "error"],
         default="truncate",
@@ -52,18 +67,32 @@ def translate_main(argv: list[str]) -> None:
     options["strategy"] = "beam" if args.beam_size > 1 or args.n_best > 1 else "greedy"
     try:
         DecodingOptions(**options).check()  # before loading anything
-        model = load_for_command(
-            args.checkpoint,
-            args.pretrained,
-            "translate_n_best",
-            "does not translate. Fix: pass a translation "
-            "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
-        )
+        model = load_translator(args)
         lines = read_lines(args.input)
         for line in translate_lines(model, lines, args.batch_size, options, args.too_long, input_name(args.input)):
             sys.stdout.write(line + "\n")
-    except (CheckpointError, ValueError, OSError) as error:
+    except (CheckpointError, ValueError, OSError, ImportError) as error:
         parser.exit(2, f"zoo translate: error: {error}\n")
+
+
+def load_translator(args: argparse.Namespace):
+    if args.engine == "ctranslate2":
+        if not args.checkpoint:
+            raise CheckpointError(
+                "--engine ctranslate2 reads a CTranslate2 folder: pass it as --checkpoint. Fix: write one with "
+                "`zoo export --pretrained NAME --format ctranslate2 --out FOLDER`."
+            )
+        from zoo.interop.ctranslate2_engine import CTranslate2Translator
+
+        return CTranslate2Translator(args.checkpoint, compute_type=args.compute_type)
+    model = load_for_command(
+        args.checkpoint,
+        args.pretrained,
+        "translate_n_best",
+        "does not translate. Fix: pass a translation "
+        "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
+    )
+    return int8_copy(model) if args.compute_type.startswith("int8") else model
 
 
 def translate_lines(

@@ -1,0 +1,138 @@
+"""CTranslate2: export a zoo Transformer translator to its format, and translate with it (int8 included).
+
+The export goes through the transformers folder (zoo/interop/transformers_export.py) and CTranslate2's own
+converter for it. The folder it writes holds CTranslate2's model.bin, config.json and vocabulary, our
+tokenizer.json (which appends the source <eos>) and zoo_decoding.json (the model's length limits).
+
+``CTranslate2Translator`` answers ``source_lengths``, ``max_source_tokens`` and ``translate_n_best`` as our
+models do, so ``zoo translate --engine ctranslate2`` runs the same line handling (one output line per input,
+too-long lines, n-best) over it. Differences from our decoding, documented rather than hidden: CTranslate2's
+length penalty divides by length ** alpha (ours by GNMT's ((5 + L) / 6) ** alpha: equal at alpha 0), its scores
+are normalized that way, and its length limit is per batch (a hypothesis past its own sentence's
+max_len_a * source + max_len_b is cut there, as our search would have cut it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from zoo.hub.bundles import replace_folder
+from zoo.hub.checkpoints import CheckpointError
+from zoo.interop.transformers_export import export_transformers
+
+DECODING_FILE = "zoo_decoding.json"
+COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
+
+
+def require_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as error:
+        raise ImportError("this needs the ctranslate2 package. Fix: pip install 'seq-zoo[export]'.") from error
+    return ctranslate2
+
+
+def export_ctranslate2(model, out: str | Path, quantization: str | None = None, force: bool = False) -> Path:
+    """Write ``model`` as a CTranslate2 folder at ``out`` (new or empty unless ``force``), all at once;
+    ``quantization`` (e.g. int8) stores the weights so."""
+    ctranslate2 = require_ctranslate2()
+    out = Path(out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise CheckpointError(
+            f"{out} already exists and is not an empty folder; export never overwrites it. "
+            f"Fix: choose another --out, or pass --force to replace it."
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        hf_folder = export_transformers(model, work / "transformers")
+        converter = ctranslate2.converters.TransformersConverter(str(hf_folder), copy_files=["tokenizer.json"])
+        converted = Path(converter.convert(str(work / "ctranslate2"), quantization=quantization))
+        config_path = converted / "config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        # Its Pegasus loader starts decoding from <pad>, Pegasus' convention; ours starts from <bos>.
+        config["decoder_start_token"] = config["bos_token"] = "<bos>"
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        limits = {
+            "max_source_tokens": model.max_source_tokens,
+            "max_len_a": model.hparams.max_len_a,
+            "max_len_b": model.hparams.max_len_b,
+            "max_positions": model.hparams.max_positions,
+        }
+        (converted / DECODING_FILE).write_text(json.dumps(limits, indent=1), encoding="utf-8")
+        replace_folder(converted, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+class CTranslate2Translator:
+    """A CTranslate2 folder written by ``export_ctranslate2``, translating like our models' ``translate_n_best``."""
+
+    def __init__(self, folder: str | Path, compute_type: str = "default", threads: int = 0):
+        ctranslate2 = require_ctranslate2()
+        folder = Path(folder)
+        if not (folder / DECODING_FILE).is_file() or not (folder / "model.bin").is_file():
+            raise CheckpointError(
+                f"{folder} is not a CTranslate2 folder written by zoo (model.bin or {DECODING_FILE} is missing). "
+                f"Fix: write one with `zoo export --format ctranslate2 --out FOLDER`."
+            )
+        if compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
+        self.limits = json.loads((folder / DECODING_FILE).read_text(encoding="utf-8"))
+        self.max_source_tokens = self.limits["max_source_tokens"]
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.translator = ctranslate2.Translator(
+            str(folder), device="cpu", compute_type=compute_type, intra_threads=threads
+        )
+
+    def source_lengths(self, sentences: list[str]) -> list[int]:
+        """Source tokens per sentence (<eos> excluded), as our models count them."""
+        return [len(e.ids) for e in self.tokenizer.encode_batch(sentences, add_special_tokens=False)]
+
+    def translate_n_best(
+        self,
+        sentences: list[str],
+        truncate: bool = False,
+        strategy: str = "greedy",
+        beam_size: int = 5,
+        n_best: int = 1,
+        length_penalty: float = 1.0,
+        max_len_a: float | None = None,
+        max_len_b: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        room = self.max_source_tokens - 1
+        encoded = self.tokenizer.encode_batch(sentences, add_special_tokens=False)
+        if any(not e.ids for e in encoded):
+            raise ValueError("an empty source sentence cannot be translated")
+        if not truncate and any(len(e.ids) > room for e in encoded):
+            raise ValueError(f"a source sentence has more than the {room} tokens this model reads. Fix: truncate=True.")
+        sources = [e.tokens[:room] + ["<eos>"] for e in encoded]
+        a = self.limits["max_len_a"] if max_len_a is None else max_len_a
+        b = self.limits["max_len_b"] if max_len_b is None else max_len_b
+        limits = [min(int(a * len(s) + b), self.limits["max_positions"]) for s in sources]
+        beams = 1 if strategy == "greedy" else beam_size
+        results = self.translator.translate_batch(
+            sources,
+            beam_size=beams,
+            num_hypotheses=n_best if beams > 1 else 1,
+            length_penalty=length_penalty,
+            max_decoding_length=max(limits),
+            return_scores=True,
+        )
+        out = []
+        for limit, result in zip(limits, results):
+            hypotheses = []
+            for tokens, score in zip(result.hypotheses, result.scores):
+                ids = [self.tokenizer.token_to_id(t) for t in tokens[:limit]]
+                hypotheses.append((self.tokenizer.decode(ids, skip_special_tokens=True), float(score)))
+            out.append(hypotheses)
+        return out
+
+    def translate(self, sentences: list[str], **options) -> list[str]:
+        return [n_best[0][0] for n_best in self.translate_n_best(sentences, **options)]
