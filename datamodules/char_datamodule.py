@@ -46,6 +46,7 @@ class CharDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
+        self.save_hyperparameters(logger=False)  # checkpoints carry them: model cards name the data
         if mode not in ("stateless", "stateful"):
             raise ValueError(f"mode must be 'stateless' or 'stateful', got {mode!r}")
         require_positive(seq_len=seq_len, batch_size=batch_size)

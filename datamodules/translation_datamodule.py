@@ -52,6 +52,7 @@ class TranslationDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
+        self.save_hyperparameters(logger=False)  # checkpoints carry them: model cards name the data
         require_positive(vocab_size=vocab_size, max_tokens=max_tokens, batch_size=batch_size, max_len=max_len)
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("set exactly one of max_tokens and batch_size (the other to null)")

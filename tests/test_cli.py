@@ -67,6 +67,7 @@ def test_checkpoint_rebuilds_the_model_with_linked_vocab_and_generates(trained_r
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
     model = CharRNN.load_from_checkpoint(last)
     assert model.hparams.vocab_size == len(model.vocab) > 40 and model.hparams.hidden_size == 32
+    assert model.training_data["source"] == "corpus.txt"  # the DataModule's arguments, for model cards
 
     def generate(*options):  # in this process: saves a start-up per call
         code, message = zoo_here("generate", "--checkpoint", str(last), "--prompt", "ROMEO:", *options)

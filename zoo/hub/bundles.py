@@ -1,9 +1,9 @@
 """Portable model bundles: a folder of safetensors weights, JSON config, tokenizer files and a model card.
 
     model.safetensors   the weights (tied matrices stored once)
-    config.json         {"format", "class_path", "init_args", "tokenizers": {arg: file}, "metrics"}
+    config.json         {"format", "class_path", "init_args", "tokenizers": {arg: file}, "metrics", "data"}
     tokenizer.json      the tokenizer (src_tokenizer.json / tgt_tokenizer.json when separate)
-    README.md           a short model card
+    README.md           the model card, with the Hugging Face Hub's YAML metadata (zoo/hub/model_card.py)
     SHA256SUMS          the sha256 of each file above but the card (`sha256sum -c SHA256SUMS` checks by hand)
 
 Loading a bundle reads JSON and safetensors only: nothing is unpickled, so a bundle cannot
@@ -34,6 +34,7 @@ from zoo.hub.checkpoints import (
     public_class_path,
     read_checkpoint,
 )
+from zoo.hub.model_card import card_metadata, limits_section, render
 
 FORMAT = "seq-zoo-bundle/1"
 CONFIG, WEIGHTS, CHECKSUMS, CARD = "config.json", "model.safetensors", "SHA256SUMS", "README.md"
@@ -93,6 +94,8 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
         "init_args": init_args,
         "tokenizers": tokenizers,
         "metrics": checkpoint_metrics(checkpoint),
+        # The DataModule's arguments (source, pair, ...), which checkpoints carry since DataModules save them.
+        "data": checkpoint.get("datamodule_hyper_parameters"),
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
     model.to(getattr(torch, dtype))
@@ -160,14 +163,17 @@ def verify_checksums(folder: Path) -> None:
 
 def model_card(config: dict, parameters: int, dtype: str) -> str:
     name = config["class_path"].rpartition(".")[2]
+    translation = "src_tokenizer" in config.get("tokenizers", {})
     sizes = "\n".join(f"| {k} | {v} |" for k, v in config["init_args"].items() if k != "vocab")
     metrics = "\n".join(f"| {k} | {v} |" for k, v in config["metrics"].items())
-    return (
+    body = (
         f"# {name} ({parameters / 1e6:.2f}M parameters, weights in {dtype})\n\n"
         f'A seq-zoo model bundle. Load it with `zoo.load_pretrained("<this folder>")`.\n\n'
+        f"{limits_section(config.get('data'))}\n"
         f"## Evaluation (from the training checkpoint)\n\n| metric | value |\n|---|---|\n{metrics}\n\n"
         f"## Hyperparameters\n\n| argument | value |\n|---|---|\n{sizes}\n"
     )
+    return render(card_metadata(translation, config.get("data")), body)
 
 
 def load_bundle(folder: str | Path) -> L.LightningModule:
@@ -198,4 +204,5 @@ def load_bundle(folder: str | Path) -> L.LightningModule:
         raise CheckpointError(
             f"cannot load {folder / WEIGHTS} into {cls.__name__}: {error}. Fix: export the bundle again."
         ) from error
+    model.training_data = config.get("data")  # as model_from_checkpoint sets it
     return model.eval()

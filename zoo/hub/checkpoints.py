@@ -79,6 +79,8 @@ def model_from_checkpoint(
     model = build_model(cls, {**init_args_of(checkpoint), **overrides}, path)
     check_compatible(checkpoint, model, path)  # a clear message for weights of another shape
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
+    # The DataModule's arguments (source, pair, ...) for model cards; None in checkpoints from before they were kept.
+    model.training_data = checkpoint.get("datamodule_hyper_parameters")
     return model
 
 

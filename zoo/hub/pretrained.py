@@ -12,6 +12,8 @@ safetensors + JSON, and ``.ckpt`` files load with ``weights_only=True``.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from zoo.hub.checkpoints import CheckpointError, load_model, public_class_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained_bundles"
 URL_SCHEMES = ("http://", "https://", "file://")
+HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name, as the Hugging Face Hub spells it
 
 
 def registry() -> dict[str, dict]:
@@ -30,8 +33,9 @@ def registry() -> dict[str, dict]:
 
 
 def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L.LightningModule:
-    """``spec``: a registered name, a bundle folder, a ``.ckpt`` file, or an http(s)/file URL of either.
-    ``known`` replaces the packaged registry (for private registries and tests)."""
+    """``spec``: a registered name, a bundle folder, a ``.ckpt`` file, an http(s)/file URL of either, or the id
+    of a Hugging Face Hub repository holding a bundle ("owner/name"). ``known`` replaces the packaged registry
+    (for private registries and tests)."""
     known = registry() if known is None else known
     spec = str(spec)
     if spec in known:
@@ -39,6 +43,8 @@ def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L
     if spec.startswith(URL_SCHEMES):
         return _load_url(spec)
     path = Path(spec).expanduser()
+    if not path.exists() and path.suffix != ".ckpt" and HUB_REPO_ID.fullmatch(spec):
+        return load_bundle(_hub_snapshot(spec))
     if path.exists() or path.suffix == ".ckpt" or "/" in spec:
         return load_local(path)
     raise CheckpointError(
@@ -107,6 +113,31 @@ def _load_url(url: str) -> L.LightningModule:
     except CheckpointError:
         shutil.rmtree(folder)  # a damaged download is not kept: the next call fetches it again
         raise
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """The folder of a Hub repository's files: from the local Hugging Face cache (offline, as HF_HUB_OFFLINE=1
+    asks), else downloaded into it. The bundle's SHA256SUMS is checked on loading, as for any bundle."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id, local_files_only=True))
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+            raise CheckpointError(
+                f"{repo_id!r} is neither a local path nor a Hugging Face Hub repository in the local cache, and "
+                f"HF_HUB_OFFLINE is set. Fix: check the path, or download the repository first "
+                f"(huggingface-cli download {repo_id}) or unset HF_HUB_OFFLINE."
+            ) from None
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id))
+    except Exception as error:  # no network, no such repository, no access
+        raise CheckpointError(
+            f"{repo_id!r} is not a local path, and downloading it from the Hugging Face Hub failed ({error}). "
+            f"Fix: check the path or the repository id, or the network."
+        ) from error
 
 
 def _download(url: str, target: Path, sha256: str | None) -> None:

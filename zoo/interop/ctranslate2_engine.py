@@ -23,10 +23,20 @@ from tokenizers import Tokenizer
 
 from zoo.hub.bundles import replace_folder
 from zoo.hub.checkpoints import CheckpointError
-from zoo.interop.transformers_export import export_transformers
+from zoo.interop.transformers_export import export_card, export_transformers
 
 DECODING_FILE = "zoo_decoding.json"
 COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
+CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
+# or, in Python (the source pieces of tokenizer.json, then <eos>):
+import ctranslate2
+from tokenizers import Tokenizer
+
+tokenizer = Tokenizer.from_file("FOLDER/tokenizer.json")
+translator = ctranslate2.Translator("FOLDER", compute_type="int8")
+source = tokenizer.encode("A man is riding a bike.", add_special_tokens=False).tokens + ["<eos>"]
+target = translator.translate_batch([source], beam_size=5)[0].hypotheses[0]
+print(tokenizer.decode([tokenizer.token_to_id(t) for t in target]))"""
 
 
 def require_ctranslate2():
@@ -65,6 +75,7 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
             "max_positions": model.hparams.max_positions,
         }
         (converted / DECODING_FILE).write_text(json.dumps(limits, indent=1), encoding="utf-8")
+        (converted / "README.md").write_text(export_card(model, "ctranslate2", CTRANSLATE2_USAGE), encoding="utf-8")
         replace_folder(converted, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,8 +8,8 @@ puts all sines first, then all cosines. Permuting the model dimension of every w
 the residual stream (and of the layer norms, which do not mind the order of their features) turns one network
 into the other exactly: Pegasus then computes the same numbers in a different order of features.
 
-The folder ``transformers`` loads offline with its own classes, e.g.
-``pipeline("translation", model=folder)``: config.json, generation_config.json (greedy, our length limit),
+The folder ``transformers`` loads offline with its own classes (AutoModelForSeq2SeqLM, AutoTokenizer;
+transformers 4 also offers ``pipeline("translation", model=folder)``, which 5 removed): config.json, generation_config.json (greedy, our length limit),
 model.safetensors, tokenizer.json with its PreTrainedTokenizerFast settings (the source gets its <eos> as ours
 does), and a model card. Decoding in transformers equals ours token for token where the two searches are the
 same: greedy, and beam search without a length penalty (transformers divides by length ** alpha, we by GNMT's
@@ -27,6 +27,7 @@ from tokenizers import Tokenizer, processors
 
 from zoo.hub.bundles import replace_folder
 from zoo.hub.checkpoints import CheckpointError
+from zoo.hub.model_card import card_metadata, languages_of, limits_section, render
 
 INSTALL_HINT = "Fix: pip install 'seq-zoo[export]' (transformers)."
 
@@ -206,7 +207,32 @@ def generation_config(model):
     )
 
 
-def export_transformers(model, out: str | Path, force: bool = False, card: str | None = None) -> Path:
+def export_card(model, library_name: str, usage: str) -> str:
+    """The model card of an exported folder: Hub metadata for ``library_name``, how to use it, and its limits."""
+    data = getattr(model, "training_data", None)  # set when loaded from a checkpoint or bundle (zoo/hub)
+    hp = model.hparams
+    languages = languages_of(data)
+    title = f"{' -> '.join(languages)} " if languages else ""
+    body = (
+        f"# {title}Transformer translator (seq-zoo, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+        f"parameters)\n\nd_model {hp.d_model}, {hp.encoder_layers}+{hp.decoder_layers} layers, {hp.heads} heads, "
+        f"pre-norm, sinusoidal positions; trained with seq-zoo and exported by `zoo export`. Its decoding equals "
+        f"seq-zoo's token for token in greedy search and in beam search without a length penalty (seq-zoo's "
+        f"penalty is GNMT's ((5 + length) / 6) ** alpha, this library's length ** alpha).\n\n"
+        f"## Usage\n\n```python\n{usage}\n```\n\n{limits_section(data)}"
+    )
+    return render(card_metadata(True, data, library_name), body)
+
+
+TRANSFORMERS_USAGE = """from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("FOLDER")
+model = AutoModelForSeq2SeqLM.from_pretrained("FOLDER")
+batch = tokenizer(["A man is riding a bike."], return_tensors="pt", padding=True)
+print(tokenizer.batch_decode(model.generate(**batch, num_beams=5), skip_special_tokens=True))"""
+
+
+def export_transformers(model, out: str | Path, force: bool = False) -> Path:
     """Write ``model`` as a transformers folder at ``out`` (new or empty unless ``force``), all at once."""
     out = Path(out)
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
@@ -220,8 +246,7 @@ def export_transformers(model, out: str | Path, force: bool = False, card: str |
     try:
         pegasus.save_pretrained(staging)
         fast_tokenizer(model).save_pretrained(staging)
-        if card is not None:
-            (staging / "README.md").write_text(card, encoding="utf-8")
+        (staging / "README.md").write_text(export_card(model, "transformers", TRANSFORMERS_USAGE), encoding="utf-8")
         replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
