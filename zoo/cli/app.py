@@ -4,6 +4,7 @@ zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.h
 zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
 zoo translate --checkpoint PATH < sentences.txt
 zoo export --checkpoint PATH --out BUNDLE_DIR
+zoo serve
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "generate": ("zoo.cli.generate", "generate_main"),
     "translate": ("zoo.cli.translate", "translate_main"),
     "export": ("zoo.cli.export", "export_main"),
+    "serve": ("zoo.cli.serve", "serve_main"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
@@ -54,8 +56,11 @@ using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained na
                zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:"
   translate  translate lines from stdin or a file
                zoo translate --pretrained transformer-multi30k-en-fr < input.en > output.fr
-  export     write a checkpoint as a portable bundle (safetensors + JSON)
+  export     write a model as a portable bundle, or in the transformers or CTranslate2 format
                zoo export --checkpoint CKPT --out my-model
+               zoo export --pretrained transformer-multi30k-en-fr --format transformers --out hf-en-fr
+  serve      a demo page in the browser (http://127.0.0.1:7860): translate, generate, model cards
+               zoo serve --pretrained transformer-multi30k-en-fr --pretrained char-rnn-shakespeare
 
 A class's options: zoo fit --model.help zoo.CharRNN, zoo fit --data.help datamodules.CharDataModule
 """

@@ -160,14 +160,25 @@ class TranslationTask(ChecksCheckpointClass, ABC):
     ) -> list[tuple[str, dict]]:
         """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
         "attention": (target pieces, source pieces) weights} (attention None for models without)."""
+        return [n_best[0][::2] for n_best in self.n_best_with_attention(sentences, truncate, **options)]
+
+    @torch.no_grad()
+    def n_best_with_attention(
+        self, sentences: list[str], truncate: bool = False, **options
+    ) -> list[list[tuple[str, float, dict]]]:
+        """Per sentence, its ``n_best`` hypotheses best first: (translation, score, {"src", "tgt", "attention"}
+        as for ``translate_with_attention``), each with its own attention."""
         pieces, batch = self._source_batch(sentences, truncate)
         tgt_tok = self.tokenizers[1]
         results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": True, **options})
         out = []
         for src_pieces, hypotheses in zip(pieces, results):
-            best = hypotheses[0]
-            tgt_pieces = [tgt_tok.id_to_token(i) for i in best.tokens.tolist()]
-            attention = None if best.attention is None else best.attention[:, : len(src_pieces) + 1].cpu()  # + <eos>
-            source = {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
-            out.append((self.detokenize(best.tokens), source))
+            n_best = []
+            for hypothesis in hypotheses:
+                tgt_pieces = [tgt_tok.id_to_token(i) for i in hypothesis.tokens.tolist()]
+                weights = hypothesis.attention
+                attention = None if weights is None else weights[:, : len(src_pieces) + 1].cpu()  # + <eos>
+                source = {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
+                n_best.append((self.detokenize(hypothesis.tokens), hypothesis.score, source))
+            out.append(n_best)
         return out

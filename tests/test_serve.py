@@ -1,0 +1,143 @@
+"""`zoo serve`: the demo page in a real browser (Debian's headless Chromium, driven by selenium), and the limits
+each request is held to."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+import zoo
+from tests.conftest import REPO, _zoo_env
+from zoo.demo import requests
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+TRANSLATOR, CHAR_RNN = "transformer-multi30k-en-fr", "char-rnn-shakespeare"
+
+
+def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
+    model, limits = zoo.load_pretrained(TRANSLATOR), requests.Limits(source_chars=40)
+    for text, beam, n, message in (
+        ("   \n", 5, 1, "nothing to translate"),
+        ("a" * 41, 5, 1, "at most 40"),
+        ("A dog.", 11, 1, "Beam size must lie in 1..10"),
+        ("A dog.", 2, 3, r"1 to beam size \(2\)"),
+    ):
+        with pytest.raises(requests.RequestError, match=message):
+            requests.translate(model, text, beam, n, limits)
+    result = requests.translate(model, "A dog\nruns.", 4, 3, limits)  # lines join into one sentence
+    assert len(result.n_best) == len(result.details) == 3 and result.best == result.n_best[0][0]
+    assert requests.attention_image(result.details[2]).size[0] > 100  # each hypothesis has its own heatmap
+
+    char_rnn = zoo.load_pretrained(CHAR_RNN)
+    generate = lambda prompt, length, **o: requests.generate(  # noqa: E731
+        char_rnn, prompt, length, o.get("strategy", "sample"), o.get("t", 0.8), 0, 1.0, 0, requests.Limits()
+    )
+    for prompt, length, options, message in (
+        ("", 10, {}, "prompt is empty"),
+        ("ROMEO:", 2001, {}, r"Length must lie in 1\.\.2000"),
+        ("ROMEO: €", 10, {}, "characters not in the model's vocabulary"),
+        ("ROMEO:", 10, {"t": 0}, "temperature must be > 0"),
+    ):
+        with pytest.raises(requests.RequestError, match=message):
+            generate(prompt, length, **options)
+    assert generate("ROMEO:", 10) == generate("ROMEO:", 10) and len(generate("ROMEO:", 10)) == 16  # seeded
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page_url():
+    port = free_port()
+    command = [sys.executable, "-m", "zoo", "serve", "--pretrained", TRANSLATOR, "--pretrained", CHAR_RNN]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=REPO, env=_zoo_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout.readline().startswith(f"zoo serve: 2 model(s) on http://127.0.0.1:{port}")
+        for _ in range(120):  # the page comes up a few seconds after the models have loaded
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them): apt-get install chromium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # Headless, and nothing reaching for the network (this machine has none: Chromium would retry forever).
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"):
+        options.add_argument(flag)
+    for flag in ("--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1400,1100")
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(browser, find, timeout: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(lambda _: find())
+
+
+def open_tab(browser, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    tabs = f"//button[@role='tab' and normalize-space()='{name}']"
+    wait_for(browser, lambda: [b for b in browser.find_elements(By.XPATH, tabs) if b.is_displayed()])[0].click()
+    wait_for(browser, lambda: browser.find_element(By.ID, "generate-1").is_displayed())
+
+
+def test_the_page_translates_shows_attention_and_generates(browser, page_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_url)
+    source = wait_for(browser, lambda: browser.find_element(By.CSS_SELECTOR, "#source-0 textarea"))
+    source.send_keys("A man in a blue shirt is riding a bike.")
+    browser.find_element(By.ID, "translate-0").click()
+    output = browser.find_element(By.CSS_SELECTOR, "#translation-0 textarea")
+    french = wait_for(browser, lambda: output.get_attribute("value"))
+    assert french == zoo.load_pretrained(TRANSLATOR).translate(["A man in a blue shirt is riding a bike."])[0]
+    assert "homme" in french
+    heatmap = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#heatmap-0 img"))
+    assert heatmap[0].get_attribute("src")  # the picture arrived
+    assert "Traceback" not in browser.page_source
+
+    open_tab(browser, CHAR_RNN)
+    browser.find_element(By.ID, "generate-1").click()
+    generated = browser.find_element(By.CSS_SELECTOR, "#generated-1 textarea")
+    text = wait_for(browser, lambda: generated.get_attribute("value"))
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 300
+
+
+def test_bad_input_shows_a_message_on_the_page_not_a_traceback(browser, page_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_url)
+    open_tab(browser, CHAR_RNN)
+    prompt = wait_for(browser, lambda: browser.find_element(By.CSS_SELECTOR, "#prompt-1 textarea"))
+    prompt.clear()
+    prompt.send_keys("ROMEO: €")
+    browser.find_element(By.ID, "generate-1").click()
+    wait_for(browser, lambda: "characters not in the model" in browser.find_element(By.TAG_NAME, "body").text)
+    assert "Traceback" not in browser.page_source

@@ -1,0 +1,80 @@
+"""`zoo serve`: a local demo page (Gradio) for translation and text generation models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from zoo.hub.checkpoints import CheckpointError
+from zoo.hub.model_card import limits_section
+from zoo.hub.pretrained import PACKAGE_DIR, load_local, load_pretrained, registry
+
+
+def strip_metadata(card: str) -> str:
+    """The Markdown of a card without its YAML metadata."""
+    if card.startswith("---\n") and "\n---\n" in card[4:]:
+        return card[4:].split("\n---\n", 1)[1].lstrip()
+    return card
+
+
+def card_of(spec: str, model) -> str:
+    """The model's card: its bundle's README, else one written from what the model knows of itself."""
+    known = registry()
+    folder = None
+    if spec in known and known[spec]["url"].startswith("package:"):
+        folder = PACKAGE_DIR / known[spec]["url"].removeprefix("package:")
+    elif Path(spec).is_dir():
+        folder = Path(spec)
+    if folder is not None and (folder / "README.md").is_file():
+        return strip_metadata((folder / "README.md").read_text(encoding="utf-8"))
+    parameters = sum(p.numel() for p in model.parameters()) / 1e6
+    sizes = "\n".join(
+        f"| {k} | {v} |" for k, v in model.hparams.items() if not k.endswith("tokenizer") and k != "vocab"
+    )
+    return (
+        f"# {type(model).__name__} ({parameters:.2f}M parameters)\n\nFrom `{spec}`.\n\n"
+        f"{limits_section(getattr(model, 'training_data', None))}\n"
+        f"## Hyperparameters\n\n| argument | value |\n|---|---|\n{sizes}\n"
+    )
+
+
+def serve_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="zoo serve",
+        description="A demo page in the browser: translate with the translation models, generate with the "
+        "language models, each with its model card. Needs the optional extra: pip install 'seq-zoo[demo]'. "
+        "Without --pretrained or --checkpoint it serves every registered pretrained model.",
+    )
+    parser.add_argument("--pretrained", action="append", default=[], help="a registered name or bundle (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=[], help="a .ckpt file or bundle folder (repeatable)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must lie in 1..65535, got {args.port}")
+    try:
+        from zoo.demo.page import Served, build_page
+    except ImportError as error:
+        parser.exit(2, f"zoo serve: error: {error}. Fix: pip install 'seq-zoo[demo]' (Gradio).\n")
+    specs = [(name, load_pretrained) for name in args.pretrained] + [(path, load_local) for path in args.checkpoint]
+    if not specs:
+        specs = [(name, load_pretrained) for name in registry()]
+    try:
+        served = []
+        for spec, load in specs:
+            model = load(spec)
+            if not hasattr(model, "n_best_with_attention") and not hasattr(model, "generate_text"):
+                raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates")
+            served.append(Served(spec, model, card_of(spec, model)))
+    except (CheckpointError, ValueError, OSError) as error:
+        parser.exit(2, f"zoo serve: error: {error}\n")
+    page = build_page(served)
+    print(f"zoo serve: {len(served)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    try:
+        page.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, show_error=False)
+    except OSError as error:  # the port is taken
+        parser.exit(2, f"zoo serve: error: {error}. Fix: choose another --port.\n")

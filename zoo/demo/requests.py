@@ -1,0 +1,108 @@
+"""What the demo page does with one request, apart from the page itself (zoo/demo/page.py): checks the input
+against limits that keep any request to seconds, decodes, and draws the attention of a hypothesis.
+
+Every refusal is a ``RequestError`` whose message the page shows as it is: it names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from callbacks.translation_samples import attention_figure
+from zoo.generation.options import DecodingOptions
+
+
+class RequestError(ValueError):
+    """Bad input from the page: shown to the user as a message."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per request, so that one request cannot hold the server for minutes (decoding runs one at a time)."""
+
+    source_chars: int = 500
+    prompt_chars: int = 500
+    generated_chars: int = 2000
+    beam_size: int = 10
+
+
+@dataclass
+class TranslationResult:
+    best: str
+    n_best: list[tuple[str, float]]  # (translation, score), best first
+    details: list[dict]  # per hypothesis: {"src", "tgt", "attention"} (zoo.tasks.translation)
+
+
+def translate(model, text: str, beam_size: int, n_best: int, limits: Limits) -> TranslationResult:
+    """Beam size 1 decodes greedily. The text is one sentence: line breaks count as spaces."""
+    sentence = " ".join(str(text or "").split())
+    if not sentence:
+        raise RequestError("There is nothing to translate: type a sentence.")
+    if len(sentence) > limits.source_chars:
+        raise RequestError(
+            f"The text has {len(sentence)} characters; this page translates at most {limits.source_chars}. "
+            f"Shorten it, or use `zoo translate` for long texts."
+        )
+    beam_size, n_best = int(beam_size), int(n_best)
+    if not 1 <= beam_size <= limits.beam_size:
+        raise RequestError(f"Beam size must lie in 1..{limits.beam_size}, got {beam_size}.")
+    if not 1 <= n_best <= beam_size:
+        raise RequestError(f"The n-best list can hold 1 to beam size ({beam_size}) translations, got {n_best}.")
+    options = (
+        {"strategy": "greedy"} if beam_size == 1 else {"strategy": "beam", "beam_size": beam_size, "n_best": n_best}
+    )
+    try:
+        hypotheses = model.n_best_with_attention([sentence], truncate=True, **options)[0]
+    except ValueError as error:  # e.g. a sentence with nothing the tokenizer keeps
+        raise RequestError(str(error)) from error
+    return TranslationResult(
+        hypotheses[0][0], [(t, round(s, 4)) for t, s, _ in hypotheses], [d for *_, d in hypotheses]
+    )
+
+
+def attention_image(detail: dict | None, title: str = "") -> Image.Image | None:
+    """The cross-attention heatmap of one hypothesis (target pieces x source pieces), as a picture."""
+    if detail is None or detail.get("attention") is None:
+        return None
+    figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def generate(
+    model,
+    prompt: str,
+    length: int,
+    strategy: str,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int | None,
+    limits: Limits,
+) -> str:
+    """The prompt and its continuation of ``length`` characters."""
+    prompt = str(prompt or "")
+    if not prompt:
+        raise RequestError("The prompt is empty: type a few characters to continue, e.g. ROMEO:")
+    if len(prompt) > limits.prompt_chars:
+        raise RequestError(f"The prompt has {len(prompt)} characters; this page takes at most {limits.prompt_chars}.")
+    length = int(length)
+    if not 1 <= length <= limits.generated_chars:
+        raise RequestError(f"Length must lie in 1..{limits.generated_chars} characters, got {length}.")
+    options = {"strategy": strategy}
+    if strategy == "sample":
+        options.update(
+            temperature=float(temperature),
+            top_k=int(top_k) if top_k else None,
+            top_p=float(top_p) if top_p and float(top_p) < 1 else None,
+            seed=int(seed) if seed not in (None, "") else None,
+        )
+    try:
+        DecodingOptions(**options).check()
+        return prompt + model.generate_text(prompt, length, **options)
+    except ValueError as error:  # an option out of range, or a character the model has never seen
+        raise RequestError(str(error)) from error
