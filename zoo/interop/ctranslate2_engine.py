@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer
 
 from zoo.hub.bundles import replace_folder
@@ -30,6 +31,7 @@ COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
 CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
 # or, in Python (the source pieces of tokenizer.json, then <eos>):
 import ctranslate2
+import torch
 from tokenizers import Tokenizer
 
 tokenizer = Tokenizer.from_file("FOLDER/tokenizer.json")
@@ -85,7 +87,8 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
 class CTranslate2Translator:
     """A CTranslate2 folder written by ``export_ctranslate2``, translating like our models' ``translate_n_best``."""
 
-    def __init__(self, folder: str | Path, compute_type: str = "default", threads: int = 0):
+    def __init__(self, folder: str | Path, compute_type: str = "default", threads: int | None = None):
+        """``threads``: for one translation; by default as many as torch uses (``torch.get_num_threads()``)."""
         ctranslate2 = require_ctranslate2()
         folder = Path(folder)
         if not (folder / DECODING_FILE).is_file() or not (folder / "model.bin").is_file():
@@ -99,7 +102,7 @@ class CTranslate2Translator:
         self.max_source_tokens = self.limits["max_source_tokens"]
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.translator = ctranslate2.Translator(
-            str(folder), device="cpu", compute_type=compute_type, intra_threads=threads
+            str(folder), device="cpu", compute_type=compute_type, intra_threads=threads or torch.get_num_threads()
         )
 
     def source_lengths(self, sentences: list[str]) -> list[int]:

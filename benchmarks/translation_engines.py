@@ -1,0 +1,110 @@
+"""Translation engines, same weights: the shipped Transformer in the zoo (float32, int8), in Hugging Face
+transformers (its Pegasus export, `generate`) and in CTranslate2 (float32, int8).
+
+Real translation of test_2016_flickr (1000 sentences; --quick: the first 256), sorted by length into
+batches of 64, each source's length limit 1.5 x source + 10 (transformers: the batch's longest source's, as
+its `generate` takes one limit), greedy and beam 5 with length penalty 0.6 (GNMT's ((5 + L) / 6) ** 0.6 in the
+zoo, L ** 0.6 in transformers and CTranslate2: the same searches only at 0, so beam hypotheses may differ).
+Windows alternate per batch: every engine translates a batch, in rotating order, before the next batch, so
+the machine's drift falls on all alike. Every engine uses as many threads as torch (`torch.get_num_threads()`).
+
+    python benchmarks/translation_engines.py [--quick]
+
+Prints sentences/s per engine and decoding, the ratio to transformers, BLEU (SacreBLEU 13a, cased), and the
+share of outputs identical to the zoo's float32 ones; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import sacrebleu
+import torch
+
+import zoo
+from datamodules.parallel_corpus import load_parallel
+from zoo.interop.ctranslate2_engine import CTranslate2Translator, export_ctranslate2
+from zoo.interop.transformers_export import export_transformers
+from zoo.modules.int8 import int8_copy
+
+PRETRAINED = "transformer-multi30k-en-fr"
+BATCH, ALPHA = 64, 0.6
+
+
+class HuggingFace:
+    """transformers' own classes on the exported folder, translating text like the others."""
+
+    def __init__(self, folder: Path, model):
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+        self.a, self.b = model.hparams.max_len_a, model.hparams.max_len_b
+
+    def translate(self, sentences: list[str], strategy: str, **options) -> list[str]:
+        batch = self.tokenizer(sentences, return_tensors="pt", padding=True)
+        limit = int(self.a * batch.input_ids.shape[1] + self.b)
+        beams = options.get("beam_size", 1) if strategy == "beam" else 1
+        output = self.model.generate(
+            **batch, num_beams=beams, length_penalty=options.get("length_penalty", 1.0), max_new_tokens=limit
+        )
+        return self.tokenizer.batch_decode(output, skip_special_tokens=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 sentences (about a minute)")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    test = load_parallel("multi30k", "en-fr", "test")
+    sources, references = (test.src[:256], test.tgt[:256]) if args.quick else (test.src, test.tgt)
+    model = zoo.load_pretrained(PRETRAINED)
+    work = Path(tempfile.mkdtemp())
+    threads = torch.get_num_threads()
+    engines = {
+        "zoo": model,
+        "zoo int8": int8_copy(model),
+        "transformers": HuggingFace(export_transformers(model, work / "hf"), model),
+        "ctranslate2": CTranslate2Translator(export_ctranslate2(model, work / "ct2"), "float32", threads),
+        "ctranslate2 int8": CTranslate2Translator(work / "ct2", "int8", threads),
+    }
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    batches = [order[start : start + BATCH] for start in range(0, len(order), BATCH)]
+    decodings = {
+        "greedy": {"strategy": "greedy"},
+        "beam 5": {"strategy": "beam", "beam_size": 5, "length_penalty": ALPHA},
+    }
+    rows, summary = [], {"threads": threads, "sentences": len(sources)}
+    for decoding, options in decodings.items():
+        seconds = dict.fromkeys(engines, 0.0)
+        outputs = {name: [""] * len(sources) for name in engines}
+        for b, batch in enumerate(batches):
+            names = list(engines)
+            names = names[b % len(names) :] + names[: b % len(names)]  # rotate who goes first
+            for name in names:
+                start = time.perf_counter()
+                translations = engines[name].translate([sources[i] for i in batch], **options)
+                seconds[name] += time.perf_counter() - start
+                for i, text in zip(batch, translations):
+                    outputs[name][i] = text
+        for name in engines:
+            same = sum(a == b for a, b in zip(outputs[name], outputs["zoo"])) / len(sources)
+            bleu = sacrebleu.corpus_bleu(outputs[name], [references]).score
+            speed = len(sources) / seconds[name]
+            rows.append((decoding, name, speed, seconds["transformers"] / seconds[name], bleu, same))
+            summary[f"{decoding} {name} sentences/s"] = round(speed, 1)
+            summary[f"{decoding} {name} vs transformers"] = round(seconds["transformers"] / seconds[name], 2)
+            summary[f"{decoding} {name} bleu"] = round(bleu, 2)
+    print(f"\n{len(sources)} sentences, batches of {BATCH}, {threads} threads\n")
+    print(f"{'decoding':<8} {'engine':<17} {'sent/s':>8} {'x transformers':>15} {'BLEU':>7} {'same as zoo':>12}")
+    for decoding, name, speed, ratio, bleu, same in rows:
+        print(f"{decoding:<8} {name:<17} {speed:>8.1f} {ratio:>15.2f} {bleu:>7.2f} {same:>12.1%}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
