@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test test-seeds
+.PHONY: setup demo test test-seeds test-slow
 
 setup: $(VENV)/.installed
 
@@ -35,3 +35,7 @@ test: setup
 test-seeds: setup
 	for seed in 1 2 3; do ZOO_TEST_SEED=$$seed $(PY) -m pytest -q -m trains || exit 1; done
 	ZOO_TEST_THREADS=1 $(PY) -m pytest -q -m trains
+
+# Tests too slow for the default run (marked slow): the real-Multi30k DDP run.
+test-slow: setup
+	$(PY) -m pytest -q -m slow

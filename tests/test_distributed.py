@@ -201,6 +201,7 @@ def test_bucketed_transformer_under_ddp(tmp_path):
     assert torch.isfinite(torch.tensor(single["val/loss"]))
 
 
+@pytest.mark.slow  # 75-90 s, a sixth of the default run: `make test-slow` (test_bucketed_transformer_under_ddp stays)
 def test_transformer_on_multi30k_under_ddp(tmp_path, shared_data):
     """The real corpus (duplicate sentences included), W&B logging and checkpointing as in a shipped config."""
     max_tokens = 4000

