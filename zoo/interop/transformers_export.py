@@ -18,6 +18,7 @@ same: greedy, and beam search without a length penalty (transformers divides by 
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -246,6 +247,10 @@ def export_transformers(model, out: str | Path, force: bool = False) -> Path:
     try:
         pegasus.save_pretrained(staging)
         fast_tokenizer(model).save_pretrained(staging)
+        # transformers 5 names its class TokenizersBackend, which 4.x cannot load; both know this name.
+        settings = json.loads((staging / "tokenizer_config.json").read_text(encoding="utf-8"))
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        (staging / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         (staging / "README.md").write_text(export_card(model, "transformers", TRANSFORMERS_USAGE), encoding="utf-8")
         replace_folder(staging, out)
     finally:
