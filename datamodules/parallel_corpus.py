@@ -15,7 +15,9 @@ Splits are ``train``, ``val`` and ``test``. Pairs with an empty side are skipped
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice, zip_longest
 from pathlib import Path
 
 from datamodules.sources import CorpusError, RemoteFile, fetch
@@ -54,43 +56,104 @@ def parse_pair(pair: str, known: tuple[str, ...] | None = None) -> tuple[str, st
     return langs[0], langs[1]
 
 
-def load_parallel(source: str, pair: str, split: str) -> ParallelText:
+def corpus_files(source: str, pair: str, split: str) -> list[Path] | None:
+    """The files a split is read from, [source, target] or [tsv]; None for a Hugging Face dataset."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source == "multi30k":
         src_lang, tgt_lang = parse_pair(pair, MULTI30K_LANGUAGES)
-        files = [fetch(multi30k_file(split, lang)) for lang in (src_lang, tgt_lang)]
-        return align(read_lines(files[0]), read_lines(files[1]), files[0], files[1])
+        return [fetch(multi30k_file(split, lang)) for lang in (src_lang, tgt_lang)]
     if source.startswith("hf:"):
-        return load_hf_parallel(source[3:], pair, split)
+        return None
     folder = Path(source).expanduser()
     if not folder.is_dir():
         raise CorpusError(
             f"parallel corpus {source!r} not found: not 'multi30k', not 'hf:<dataset>', and not a folder. "
             f"Fix: pass a folder holding <split>.<lang> files or <split>.tsv files."
         )
-    return load_local_parallel(folder, pair, split)
+    src_lang, tgt_lang = parse_pair(pair)
+    tsv = folder / f"{split}.tsv"
+    if tsv.is_file():
+        return [tsv]
+    return [first_existing(folder, f"{split}.{lang}") for lang in (src_lang, tgt_lang)]
+
+
+def load_parallel(source: str, pair: str, split: str) -> ParallelText:
+    """A split as lists of sentences (for the small splits and for inspection; training data streams from
+    ``iter_pairs`` into Arrow instead, see TranslationDataModule)."""
+    paths = corpus_files(source, pair, split)
+    if paths is None:
+        return load_hf_parallel(source[3:], pair, split)
+    report: dict[str, int] = {}
+    pairs = list(iter_pairs(paths, report))
+    return ParallelText([s for s, _ in pairs], [t for _, t in pairs], skipped_empty=report["skipped_empty"])
+
+
+def iter_pairs(paths: list[Path], report: dict[str, int] | None = None) -> Iterator[tuple[str, str]]:
+    """The stripped (source, target) pairs of a split's files, line by line, both sides non-empty; the pairs
+    with an empty side are skipped and counted in ``report["skipped_empty"]`` (set once all are read)."""
+    rows = tsv_rows(paths[0]) if len(paths) == 1 else aligned_rows(*paths)
+    kept = skipped = 0
+    for src, tgt in rows:
+        src, tgt = src.strip(), tgt.strip()
+        if src and tgt:
+            kept += 1
+            yield src, tgt
+        else:
+            skipped += 1
+    if not kept:
+        raise CorpusError(f"{paths[0]} and {paths[-1]} hold no pair where both sides have text.")
+    if report is not None:
+        report["skipped_empty"] = skipped
+
+
+def aligned_rows(src_path: Path, tgt_path: Path) -> Iterator[tuple[str, str]]:
+    """Line i of each file, together; files of different lengths are an error, naming both counts."""
+    src_lines, tgt_lines = lines_of(src_path), lines_of(tgt_path)
+    count = 0
+    for src, tgt in zip_longest(src_lines, tgt_lines):
+        if src is None or tgt is None:
+            rest = 1 + sum(1 for _ in (src_lines if tgt is None else tgt_lines))
+            counts = (count + rest, count) if tgt is None else (count, count + rest)
+            raise CorpusError(
+                f"parallel files differ in length: {src_path} has {counts[0]} lines, {tgt_path} has {counts[1]}. "
+                f"Fix: the files must be line-aligned (line i of one translates line i of the other)."
+            )
+        count += 1
+        yield src, tgt
+
+
+def tsv_rows(path: Path) -> Iterator[tuple[str, str]]:
+    for number, line in enumerate(lines_of(path), 1):
+        if line.count("\t") != 1:
+            raise CorpusError(f"{path}, line {number}: expected 'source<TAB>target', found {line.count(chr(9))} tabs.")
+        src, tgt = line.split("\t")
+        yield src, tgt
+
+
+def write_pairs_arrow(paths: list[Path], out: Path, chunk: int = 50_000) -> int:
+    """Stream a split's pairs into an Arrow file (columns src, tgt) that datasets maps from disk, ``chunk``
+    pairs at a time, so no more than a chunk of text is ever held in Python; written whole or not at all.
+    Returns the number of pairs skipped for an empty side."""
+    import pyarrow as pa
+
+    schema = pa.schema([("src", pa.string()), ("tgt", pa.string())])
+    report: dict[str, int] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        pairs = iter_pairs(paths, report)
+        while block := list(islice(pairs, chunk)):
+            writer.write_batch(
+                pa.record_batch([pa.array([s for s, _ in block]), pa.array([t for _, t in block])], schema)
+            )
+    partial.replace(out)
+    return report["skipped_empty"]
 
 
 def multi30k_file(split: str, lang: str) -> RemoteFile:
     name = f"{MULTI30K_FILE_STEMS[split]}.{lang}.gz"
     return RemoteFile("multi30k", name, MULTI30K_URL + name, MULTI30K_SHA256[name])
-
-
-def load_local_parallel(folder: Path, pair: str, split: str) -> ParallelText:
-    src_lang, tgt_lang = parse_pair(pair)
-    tsv = folder / f"{split}.tsv"
-    if tsv.is_file():
-        lines = read_lines(tsv)
-        for number, line in enumerate(lines, 1):
-            if line.count("\t") != 1:
-                raise CorpusError(
-                    f"{tsv}, line {number}: expected 'source<TAB>target', found {line.count(chr(9))} tabs."
-                )
-        src, tgt = zip(*(line.split("\t") for line in lines)) if lines else ((), ())
-        return align(list(src), list(tgt), tsv, tsv)
-    paths = [first_existing(folder, f"{split}.{lang}") for lang in (src_lang, tgt_lang)]
-    return align(read_lines(paths[0]), read_lines(paths[1]), paths[0], paths[1])
 
 
 def first_existing(folder: Path, stem: str) -> Path:
@@ -100,17 +163,16 @@ def first_existing(folder: Path, stem: str) -> Path:
     raise CorpusError(f"{folder} has no {stem} (or {stem}.gz, or a .tsv for the split). Fix: add the file.")
 
 
-def read_lines(path: Path) -> list[str]:
-    """Lines of a text file (gzip or plain), without line ends; invalid UTF-8 names file and line."""
+def lines_of(path: Path) -> Iterator[str]:
+    """The lines of a text file (gzip or plain), without line ends, one at a time; invalid UTF-8 names file
+    and line."""
     opener = gzip.open if path.suffix == ".gz" else open
-    lines = []
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
-                lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                yield raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
                 raise CorpusError(f"{path}, line {number}: invalid UTF-8 ({error}). Fix: re-encode the file as UTF-8.")
-    return lines
 
 
 def align(src: list[str], tgt: list[str], src_path: Path, tgt_path: Path) -> ParallelText:

@@ -47,17 +47,11 @@ class SpecialIds:
         return cls(*ids.values())
 
 
-def train_tokenizer(kind: TokenizerKind, texts: list[str], vocab_size: int) -> Tokenizer:
-    """A tokenizer of ``kind`` trained on ``texts`` (the training split only)."""
+def train_tokenizer(kind: TokenizerKind, texts: Iterable[str] | Iterable[list[str]], vocab_size: int) -> Tokenizer:
+    """A tokenizer of ``kind`` trained on ``texts`` (the training split only): sentences, or batches of them,
+    read once (a corpus streamed from disk needs no list in memory)."""
     if kind not in ("bpe", "word", "char"):
         raise ValueError(f"tokenizer kind must be 'bpe', 'word' or 'char', got {kind!r}")
-    alphabet = set(normalize("".join(texts))) - {" "} | {SPACE_MARKER}
-    if kind == "bpe" and vocab_size < len(SPECIAL_TOKENS) + len(alphabet):
-        raise ValueError(
-            f"BPE vocab_size {vocab_size} is smaller than the {len(SPECIAL_TOKENS)} special tokens plus the "
-            f"{len(alphabet)} characters of the training text. Fix: vocab_size >= {len(SPECIAL_TOKENS) + len(alphabet)} "
-            f"(a few thousand is typical)."
-        )
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>") if kind == "bpe" else models.WordLevel(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Sequence(
         [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
@@ -75,6 +69,13 @@ def train_tokenizer(kind: TokenizerKind, texts: list[str], vocab_size: int) -> T
         else trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
     )
     tokenizer.train_from_iterator(texts, trainer)
+    # BPE keeps every character of its training text whatever vocab_size says: more means too small a size.
+    if kind == "bpe" and tokenizer.get_vocab_size() > vocab_size:
+        raise ValueError(
+            f"BPE vocab_size {vocab_size} is smaller than the {len(SPECIAL_TOKENS)} special tokens plus the "
+            f"{tokenizer.get_vocab_size() - len(SPECIAL_TOKENS)} characters of the training text. Fix: vocab_size >= "
+            f"{tokenizer.get_vocab_size()} (a few thousand is typical)."
+        )
     return tokenizer
 
 

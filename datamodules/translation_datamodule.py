@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import cached_property, partial
 from pathlib import Path
 
 import datasets
 import lightning as L
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
@@ -16,10 +18,30 @@ from torch.utils.data import DataLoader
 from datamodules.bucket_sampler import BucketBatchSampler
 from datamodules.checks import require_positive
 from datamodules.collate import collate_pairs
-from datamodules.parallel_corpus import SPLITS, ParallelText, load_parallel
+from datamodules.parallel_corpus import SPLITS, ParallelText, corpus_files, load_parallel, write_pairs_arrow
 from datamodules.sources import cache_dir
 from datamodules.text_tokenizer import SpecialIds, TokenizerKind, decode, train_tokenizer
 from datamodules.training_position import training_position
+
+
+class Splits(Mapping[str, ParallelText]):
+    """train, val and test, each loaded on first use."""
+
+    def __init__(self, load):
+        self._load, self._loaded = load, {}
+
+    def __getitem__(self, split: str) -> ParallelText:
+        if split not in SPLITS:
+            raise KeyError(split)
+        if split not in self._loaded:
+            self._loaded[split] = self._load(split)
+        return self._loaded[split]
+
+    def __iter__(self):
+        return iter(SPLITS)
+
+    def __len__(self) -> int:
+        return len(SPLITS)
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -64,23 +86,59 @@ class TranslationDataModule(L.LightningDataModule):
         self.datasets: dict[str, datasets.Dataset] = {}
         self.cache_report: dict[str, str] = {}  # split -> "tokenized" | "cached"
         self.dropped_long = 0
+        self.skipped_empty_train = 0  # training pairs with an empty side (set when the training text is read)
         self._resume_position: dict[str, int] = {}
 
     # --- text and tokenizers (built on first use: the CLI links vocab sizes at instantiation) ---
 
     @cached_property
-    def texts(self) -> dict[str, ParallelText]:
-        return {split: load_parallel(self.source, self.pair, split) for split in SPLITS}
+    def texts(self) -> Splits:
+        """Each split as lists of sentences, read on first use of that split. Setup reads none of them for
+        training: the training text streams from its files into Arrow (``train_text``)."""
+        return Splits(lambda split: load_parallel(self.source, self.pair, split))
+
+    @cached_property
+    def corpus_folder(self) -> Path:
+        """One folder per corpus content: a digest of the training files' bytes (of the text, for a Hugging
+        Face dataset), so an edited corpus is never served from an old cache."""
+        digest = hashlib.sha256(f"{self.source}|{self.pair}".encode())
+        files = corpus_files(self.source, self.pair, "train")
+        if files is None:
+            for side in (self.texts["train"].src, self.texts["train"].tgt):
+                digest.update("\n".join(side).encode())
+        for path in files or ():
+            with open(path, "rb") as file:
+                while block := file.read(1 << 22):
+                    digest.update(block)
+        return cache_dir() / "translation" / digest.hexdigest()[:16]
 
     @cached_property
     def cache_folder(self) -> Path:
         """One folder per corpus content and tokenizer setting."""
-        train = self.texts["train"]
-        digest = hashlib.sha256(f"{self.source}|{self.pair}".encode())
-        for side in (train.src, train.tgt):
-            digest.update("\n".join(side).encode())
         setting = f"{self.tokenizer_kind}-{self.tokenizer_vocab_size}-{'joint' if self.joint_vocab else 'separate'}"
-        return cache_dir() / "translation" / digest.hexdigest()[:16] / setting
+        return self.corpus_folder / setting
+
+    @cached_property
+    def train_text(self) -> datasets.Dataset:
+        """The training pairs (columns src, tgt), memory-mapped from an Arrow file written once by streaming the
+        corpus files (a Hugging Face dataset: built from its text)."""
+        files = corpus_files(self.source, self.pair, "train")
+        if files is None:
+            text = self.texts["train"]
+            self.skipped_empty_train = text.skipped_empty
+            return datasets.Dataset.from_dict({"src": text.src, "tgt": text.tgt})
+        path, counts = self.corpus_folder / "train-text.arrow", self.corpus_folder / "train-text.json"
+        if not (path.is_file() and counts.is_file()):
+            skipped = write_pairs_arrow(files, path)
+            counts.write_text(json.dumps({"skipped_empty": skipped}), encoding="utf-8")
+        self.skipped_empty_train = json.loads(counts.read_text(encoding="utf-8"))["skipped_empty"]
+        return datasets.Dataset.from_file(str(path))
+
+    def _train_sentences(self, columns: tuple[str, ...]):
+        """Batches of training sentences from the Arrow file, for the tokenizer trainer."""
+        for batch in self.train_text.select_columns(list(columns)).iter(batch_size=10_000):
+            for column in columns:
+                yield batch[column]
 
     @cached_property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
@@ -88,11 +146,13 @@ class TranslationDataModule(L.LightningDataModule):
         names = ("joint",) if self.joint_vocab else ("src", "tgt")
         paths = [self.cache_folder / f"tokenizer-{name}.json" for name in names]
         if not all(p.is_file() for p in paths):
-            train = self.texts["train"]
-            sides = [train.src + train.tgt] if self.joint_vocab else [train.src, train.tgt]
+            sides = [("src", "tgt")] if self.joint_vocab else [("src",), ("tgt",)]
             self.cache_folder.mkdir(parents=True, exist_ok=True)
-            for path, texts in zip(paths, sides):
-                train_tokenizer(self.tokenizer_kind, texts, self.tokenizer_vocab_size).save(str(path))
+            for path, columns in zip(paths, sides):
+                tokenizer = train_tokenizer(
+                    self.tokenizer_kind, self._train_sentences(columns), self.tokenizer_vocab_size
+                )
+                tokenizer.save(str(path))
         loaded = [Tokenizer.from_file(str(p)) for p in paths]
         return (loaded[0], loaded[0]) if self.joint_vocab else (loaded[0], loaded[1])
 
@@ -140,15 +200,17 @@ class TranslationDataModule(L.LightningDataModule):
             dataset = datasets.Dataset.from_file(str(path))
         else:
             self.cache_report[split] = "tokenized"
-            text = self.texts[split]
-            raw = datasets.Dataset.from_dict({"src": text.src, "tgt": text.tgt})
+            if split == "train":
+                raw = self.train_text
+            else:  # val and test: small
+                raw = datasets.Dataset.from_dict({"src": self.texts[split].src, "tgt": self.texts[split].tgt})
             dataset = raw.map(self._encode, batched=True, batch_size=2000, cache_file_name=str(path))
         if split == "train" and self.max_len is not None:
             kept = dataset.filter(
                 lambda src_len, tgt_len: [s <= self.max_len and t <= self.max_len for s, t in zip(src_len, tgt_len)],
                 input_columns=["src_len", "tgt_len"],
                 batched=True,
-                keep_in_memory=True,
+                cache_file_name=str(self.cache_folder / f"train-max_len-{self.max_len}.arrow"),  # on disk, mapped
             )
             self.dropped_long = len(dataset) - len(kept)
             if len(kept) == 0:
@@ -167,8 +229,8 @@ class TranslationDataModule(L.LightningDataModule):
     def _check_budget(self) -> None:
         if self.max_tokens is None:
             return
-        train = self.datasets["train"]
-        longest = max(max(train["src_len"]), max(train["tgt_len"])) + 1  # + <eos> or <bos>
+        src, tgt = self.lengths("train")
+        longest = int(max(src.max(), tgt.max())) + 1  # + <eos> or <bos>
         if self.max_tokens < longest:
             raise ValueError(
                 f"max_tokens {self.max_tokens} is smaller than the longest kept training example ({longest} tokens "
@@ -177,12 +239,17 @@ class TranslationDataModule(L.LightningDataModule):
 
     # --- loaders ---
 
+    def lengths(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The source and target token counts of a split, as arrays: all the sampler reads of the data."""
+        columns = self.datasets[split].with_format("numpy", columns=["src_len", "tgt_len"])[:]
+        return columns["src_len"], columns["tgt_len"]
+
     def sampler(self, split: str) -> BucketBatchSampler:
-        dataset = self.datasets[split]
+        src, tgt = self.lengths(split)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         return BucketBatchSampler(
-            [n + 1 for n in dataset["src_len"]],  # + <eos>
-            [n + 1 for n in dataset["tgt_len"]],  # + <bos> / <eos>
+            src + 1,  # + <eos>
+            tgt + 1,  # + <bos> / <eos>
             max_tokens=self.max_tokens,
             batch_size=self.batch_size,
             shuffle=split == "train",
@@ -230,5 +297,6 @@ class TranslationDataModule(L.LightningDataModule):
 
     def summary(self) -> str:
         counts = {split: len(ds) for split, ds in self.datasets.items()}
-        skipped = {split: text.skipped_empty for split, text in self.texts.items() if text.skipped_empty}
+        skipped = {"train": self.skipped_empty_train} if self.skipped_empty_train else {}
+        skipped |= {s: self.texts[s].skipped_empty for s in ("val", "test") if self.texts[s].skipped_empty}
         return json.dumps({"pairs": counts, "skipped_empty": skipped, "dropped_longer_than_max_len": self.dropped_long})

@@ -108,15 +108,34 @@ def test_max_len_drops_and_counts_long_training_pairs(toy_folder):
 def test_files_of_different_length_give_both_counts(toy_folder):
     (toy_folder / "train.xx").write_text("one\ntwo\n")
     with pytest.raises(CorpusError, match=r"train.en has 400 lines.*train.xx has 2"):
-        toy_module(toy_folder).texts
+        toy_module(toy_folder).setup("fit")
 
 
 def test_empty_lines_are_skipped_and_counted(toy_folder):
-    src = (toy_folder / "val.en").read_text().splitlines()
-    src[3] = src[10] = "  "
-    (toy_folder / "val.en").write_text("\n".join(src) + "\n")
+    for split in ("train", "val"):
+        src = (toy_folder / f"{split}.en").read_text().splitlines()
+        src[3] = src[10] = "  "
+        (toy_folder / f"{split}.en").write_text("\n".join(src) + "\n")
     dm = toy_module(toy_folder)
     assert dm.texts["val"].skipped_empty == 2 and len(dm.texts["val"].src) == 38
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 398 and json.loads(dm.summary())["skipped_empty"] == {"train": 2, "val": 2}
+
+
+def test_setup_streams_the_training_text_and_keeps_it_on_disk(toy_folder):
+    """The training text is never read into Python lists; the datasets are memory-mapped Arrow files."""
+    dm = toy_module(toy_folder, max_len=6)
+    dm.setup("fit")
+    assert "train" not in dm.texts._loaded
+    assert all(dm.datasets[split].cache_files for split in ("train", "val", "test"))
+    again = toy_module(toy_folder, max_len=6)
+    again.setup("fit")
+    assert again.cache_report == {"train": "cached", "val": "cached", "test": "cached"}
+    assert len(again.datasets["train"]) == len(dm.datasets["train"])
+    (toy_folder / "train.xx").write_text((toy_folder / "train.xx").read_text().replace("park", "garden"))
+    edited = toy_module(toy_folder, max_len=6)
+    edited.setup("fit")  # a changed file is a new corpus: nothing is served from the old cache
+    assert edited.cache_report["train"] == "tokenized" and edited.cache_folder != dm.cache_folder
 
 
 def test_invalid_utf8_names_file_and_line(toy_folder):
@@ -124,14 +143,14 @@ def test_invalid_utf8_names_file_and_line(toy_folder):
         handle.write(b"fine\nbad \xff byte\n")
     (toy_folder / "test.xx").unlink()
     with pytest.raises(CorpusError, match=r"test.xx.gz, line 2: invalid UTF-8"):
-        toy_module(toy_folder).texts
+        toy_module(toy_folder).setup("fit")
 
 
 def test_vocab_too_small_unknown_pair_and_tight_budget(toy_folder):
     with pytest.raises(ValueError, match="smaller than the 4 special tokens plus the"):
         toy_module(toy_folder, vocab_size=10).tokenizers
     with pytest.raises(CorpusError, match="unknown language pair 'en-es'.*en-fr"):
-        TranslationDataModule("multi30k", pair="en-es").texts
+        TranslationDataModule("multi30k", pair="en-es").setup("fit")
     with pytest.raises(ValueError, match="max_tokens 8 is smaller than the longest kept training example"):
         toy_module(toy_folder, max_tokens=8).setup("fit")
 
