@@ -194,7 +194,10 @@ class TranslationDataModule(L.LightningDataModule):
         self._check_budget()
 
     def _tokenized(self, split: str) -> datasets.Dataset:
-        path = self.cache_folder / f"{split}.arrow"
+        """A split's token ids (and lengths, and the text), as an Arrow file in the cache; the training split
+        without the pairs that have a side longer than ``max_len`` (dropped as they are tokenized, and counted)."""
+        max_len = self.max_len if split == "train" else None
+        path = self.cache_folder / (f"{split}.arrow" if max_len is None else f"{split}-max_len-{max_len}.arrow")
         if path.is_file():
             self.cache_report[split] = "cached"
             dataset = datasets.Dataset.from_file(str(path))
@@ -204,27 +207,35 @@ class TranslationDataModule(L.LightningDataModule):
                 raw = self.train_text
             else:  # val and test: small
                 raw = datasets.Dataset.from_dict({"src": self.texts[split].src, "tgt": self.texts[split].tgt})
-            dataset = raw.map(self._encode, batched=True, batch_size=2000, cache_file_name=str(path))
-        if split == "train" and self.max_len is not None:
-            kept = dataset.filter(
-                lambda src_len, tgt_len: [s <= self.max_len and t <= self.max_len for s, t in zip(src_len, tgt_len)],
-                input_columns=["src_len", "tgt_len"],
+            dataset = raw.map(
+                partial(self._encode, max_len=max_len),
                 batched=True,
-                cache_file_name=str(self.cache_folder / f"train-max_len-{self.max_len}.arrow"),  # on disk, mapped
+                batch_size=2000,
+                remove_columns=["src", "tgt"],  # given back by _encode, for the rows it keeps
+                cache_file_name=str(path),
             )
-            self.dropped_long = len(dataset) - len(kept)
-            if len(kept) == 0:
+        if split == "train":
+            total = len(self.train_text)  # memory-mapped: its length costs nothing
+            self.dropped_long = total - len(dataset)
+            if len(dataset) == 0:
                 raise ValueError(
-                    f"max_len {self.max_len} drops every one of the {len(dataset)} training pairs (each has a side "
+                    f"max_len {self.max_len} drops every one of the {total} training pairs (each has a side "
                     f"longer than {self.max_len} tokens). Fix: raise max_len (128 keeps nearly all sentences), or null."
                 )
-            dataset = kept
         return dataset
 
-    def _encode(self, batch: dict[str, list[str]]) -> dict[str, list]:
+    def _encode(self, batch: dict[str, list[str]], max_len: int | None) -> dict[str, list]:
         src = [e.ids for e in self.tokenizers[0].encode_batch(batch["src"])]
         tgt = [e.ids for e in self.tokenizers[1].encode_batch(batch["tgt"])]
-        return {"src_ids": src, "tgt_ids": tgt, "src_len": list(map(len, src)), "tgt_len": list(map(len, tgt))}
+        keep = [i for i, (s, t) in enumerate(zip(src, tgt)) if max_len is None or max(len(s), len(t)) <= max_len]
+        return {
+            "src": [batch["src"][i] for i in keep],
+            "tgt": [batch["tgt"][i] for i in keep],
+            "src_ids": [src[i] for i in keep],
+            "tgt_ids": [tgt[i] for i in keep],
+            "src_len": [len(src[i]) for i in keep],
+            "tgt_len": [len(tgt[i]) for i in keep],
+        }
 
     def _check_budget(self) -> None:
         if self.max_tokens is None:
@@ -241,8 +252,8 @@ class TranslationDataModule(L.LightningDataModule):
 
     def lengths(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """The source and target token counts of a split, as arrays: all the sampler reads of the data."""
-        columns = self.datasets[split].with_format("numpy", columns=["src_len", "tgt_len"])[:]
-        return columns["src_len"], columns["tgt_len"]
+        table = self.datasets[split].data  # memory-mapped Arrow: only these two columns' pages are read
+        return table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy()
 
     def sampler(self, split: str) -> BucketBatchSampler:
         src, tgt = self.lengths(split)
