@@ -9,6 +9,7 @@ non-overlapping 128-character windows (a character sees 0-127 earlier ones, as i
 nanoGPT's evaluation); the char-RNN on its carried streams.
 
     ZOO_DATA_DIR=../shared/data python benchmarks/char_lm_budget.py [--minutes 12] [--out DIR] [--quick]
+        [--config configs/transformer/shakespeare_char_3min.yaml ...]
 """
 
 from __future__ import annotations
@@ -65,9 +66,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=12.0, help="training budget per model")
     parser.add_argument("--out", type=Path, default=Path("runs/char_lm_budget"))
     parser.add_argument("--quick", action="store_true", help="one minute per model")
+    parser.add_argument(
+        "--config", type=Path, action="append", help="train these configs instead of the two above (repeatable)"
+    )
     args = parser.parse_args()
     minutes = 1.0 if args.quick else args.minutes
-    results = {name: train_and_validate(config, minutes, args.out / config.stem) for name, config in MODELS.items()}
+    configs = {config.stem: config for config in args.config} if args.config else MODELS
+    results = {name: train_and_validate(config, minutes, args.out / config.stem) for name, config in configs.items()}
 
     print(f"\ntinyshakespeare, last 10% as validation, {minutes:g} minutes of training each on this CPU")
     print(f"{'model':<34}{'steps':>7}{'val nats/char':>15}{'bits/char':>11}")

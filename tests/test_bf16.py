@@ -32,6 +32,7 @@ def test_every_shipped_config_trains_and_decodes_in_bf16_mixed(config, small_cor
         + ["--data.init_args.batch_size", "4"]
     )
     run = ["--trainer.precision", "bf16-mixed", "--trainer.max_steps", "3", "--trainer.val_check_interval", "3"]
+    run += ["--trainer.check_val_every_n_epoch", "1"]  # validate within these 3 steps, whatever the config says
     run += ["--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
     run += ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "logs"]
     cli = ZooCLI(["--config", str(config), *data, *TINY[model_class], *run], run=False)
