@@ -141,13 +141,16 @@ def write_pairs_arrow(paths: list[Path], out: Path, chunk: int = 50_000) -> int:
     report: dict[str, int] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        pairs = iter_pairs(paths, report)
-        while block := list(islice(pairs, chunk)):
-            writer.write_batch(
-                pa.record_batch([pa.array([s for s, _ in block]), pa.array([t for _, t in block])], schema)
-            )
-    partial.replace(out)
+    try:
+        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            pairs = iter_pairs(paths, report)
+            while block := list(islice(pairs, chunk)):
+                writer.write_batch(
+                    pa.record_batch([pa.array([s for s, _ in block]), pa.array([t for _, t in block])], schema)
+                )
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)  # a corpus error mid-way leaves nothing behind
     return report["skipped_empty"]
 
 

@@ -107,8 +107,10 @@ def test_max_len_drops_and_counts_long_training_pairs(toy_folder):
 
 def test_files_of_different_length_give_both_counts(toy_folder):
     (toy_folder / "train.xx").write_text("one\ntwo\n")
+    dm = toy_module(toy_folder)
     with pytest.raises(CorpusError, match=r"train.en has 400 lines.*train.xx has 2"):
-        toy_module(toy_folder).setup("fit")
+        dm.setup("fit")
+    assert not list(dm.corpus_folder.glob("*.arrow*"))  # no half-written text stays in the cache
 
 
 def test_empty_lines_are_skipped_and_counted(toy_folder):

@@ -31,7 +31,6 @@ COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
 CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
 # or, in Python (the source pieces of tokenizer.json, then <eos>):
 import ctranslate2
-import torch
 from tokenizers import Tokenizer
 
 tokenizer = Tokenizer.from_file("FOLDER/tokenizer.json")
