@@ -60,12 +60,7 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
     A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it)."""
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    out = Path(out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(
-            f"{out} already exists and is not an empty folder; export never overwrites it. "
-            f"Fix: choose another --out, or pass --force to replace it."
-        )
+    out = refuse_to_overwrite(out, force)
     checkpoint = read_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +70,17 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
         replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def refuse_to_overwrite(out: str | Path, force: bool) -> Path:
+    """``out`` as a Path, if an export may write there: new, an empty folder, or ``force`` (replaced whole)."""
+    out = Path(out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise CheckpointError(
+            f"{out} already exists and is not an empty folder; export never overwrites it. "
+            f"Fix: choose another --out, or pass --force to replace it."
+        )
     return out
 
 

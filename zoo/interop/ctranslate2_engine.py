@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from zoo.hub.bundles import replace_folder
+from zoo.hub.bundles import refuse_to_overwrite, replace_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.interop.transformers_export import export_card, export_transformers
 
@@ -52,12 +52,7 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
     """Write ``model`` as a CTranslate2 folder at ``out`` (new or empty unless ``force``), all at once;
     ``quantization`` (e.g. int8) stores the weights so."""
     ctranslate2 = require_ctranslate2()
-    out = Path(out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(
-            f"{out} already exists and is not an empty folder; export never overwrites it. "
-            f"Fix: choose another --out, or pass --force to replace it."
-        )
+    out = refuse_to_overwrite(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:

@@ -8,9 +8,9 @@ puts all sines first, then all cosines. Permuting the model dimension of every w
 the residual stream (and of the layer norms, which do not mind the order of their features) turns one network
 into the other exactly: Pegasus then computes the same numbers in a different order of features.
 
-The folder ``transformers`` loads offline with its own classes (AutoModelForSeq2SeqLM, AutoTokenizer;
-transformers 4 also offers ``pipeline("translation", model=folder)``, which 5 removed): config.json, generation_config.json (greedy, our length limit),
-model.safetensors, tokenizer.json with its PreTrainedTokenizerFast settings (the source gets its <eos> as ours
+The folder loads offline in transformers with its own classes (AutoModelForSeq2SeqLM, AutoTokenizer;
+transformers 4 also takes it in ``pipeline("translation", model=folder)``, a task 5 removed): config.json,
+generation_config.json (greedy, our length limit), model.safetensors, tokenizer.json with its PreTrainedTokenizerFast settings (the source gets its <eos> as ours
 does), and a model card. Decoding in transformers equals ours token for token where the two searches are the
 same: greedy, and beam search without a length penalty (transformers divides by length ** alpha, we by GNMT's
 ((5 + length) / 6) ** alpha; tests/test_transformers_export.py).
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, processors
 
-from zoo.hub.bundles import replace_folder
+from zoo.hub.bundles import refuse_to_overwrite, replace_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.model_card import card_metadata, languages_of, limits_section, render
 
@@ -160,7 +160,7 @@ def pegasus_config(model):
 
 
 def fast_tokenizer(model):
-    """Our target tokenizer as a PreTrainedTokenizerFast that appends <eos> to what it encodes, as collation
+    """Our (joint) tokenizer as a PreTrainedTokenizerFast that appends <eos> to what it encodes, as collation
     does for our sources (datamodules/collate.py)."""
     transformers = require_transformers()
     tokenizer = Tokenizer.from_str(model.hparams.src_tokenizer)
@@ -235,12 +235,7 @@ print(tokenizer.batch_decode(model.generate(**batch, num_beams=5), skip_special_
 
 def export_transformers(model, out: str | Path, force: bool = False) -> Path:
     """Write ``model`` as a transformers folder at ``out`` (new or empty unless ``force``), all at once."""
-    out = Path(out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(
-            f"{out} already exists and is not an empty folder; export never overwrites it. "
-            f"Fix: choose another --out, or pass --force to replace it."
-        )
+    out = refuse_to_overwrite(out, force)
     pegasus = to_pegasus(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
