@@ -108,6 +108,20 @@ def open_tab(browser, name: str) -> None:
     wait_for(browser, lambda: browser.find_element(By.ID, "generate-1").is_displayed())
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on ``port``, from the kernel's table (IPv4, hex little-endian)."""
+    rows = [line.split() for line in open("/proc/net/tcp").read().splitlines()[1:]]
+    listening = [row[1].split(":") for row in rows if row[3] == "0A"]  # state 0A: LISTEN
+    return {
+        ".".join(str(b) for b in reversed(bytes.fromhex(address))) for address, p in listening if int(p, 16) == port
+    }
+
+
+def test_the_page_listens_on_this_machine_only(page_url):
+    port = int(page_url.rstrip("/").rpartition(":")[2])
+    assert listening_addresses(port) == {"127.0.0.1"}  # not 0.0.0.0: nobody else on the network reaches it
+
+
 def test_the_page_translates_shows_attention_and_generates(browser, page_url):
     from selenium.webdriver.common.by import By
 
