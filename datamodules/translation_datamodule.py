@@ -98,15 +98,19 @@ class TranslationDataModule(L.LightningDataModule):
         return Splits(lambda split: load_parallel(self.source, self.pair, split))
 
     @cached_property
+    def train_files(self) -> list[Path] | None:
+        """The files the training split is read from (None for a Hugging Face dataset)."""
+        return corpus_files(self.source, self.pair, "train")
+
+    @cached_property
     def corpus_folder(self) -> Path:
         """One folder per corpus content: a digest of the training files' bytes (of the text, for a Hugging
         Face dataset), so an edited corpus is never served from an old cache."""
         digest = hashlib.sha256(f"{self.source}|{self.pair}".encode())
-        files = corpus_files(self.source, self.pair, "train")
-        if files is None:
+        if self.train_files is None:
             for side in (self.texts["train"].src, self.texts["train"].tgt):
                 digest.update("\n".join(side).encode())
-        for path in files or ():
+        for path in self.train_files or ():
             with open(path, "rb") as file:
                 while block := file.read(1 << 22):
                     digest.update(block)
@@ -122,14 +126,13 @@ class TranslationDataModule(L.LightningDataModule):
     def train_text(self) -> datasets.Dataset:
         """The training pairs (columns src, tgt), memory-mapped from an Arrow file written once by streaming the
         corpus files (a Hugging Face dataset: built from its text)."""
-        files = corpus_files(self.source, self.pair, "train")
-        if files is None:
+        if self.train_files is None:
             text = self.texts["train"]
             self.skipped_empty_train = text.skipped_empty
             return datasets.Dataset.from_dict({"src": text.src, "tgt": text.tgt})
         path, counts = self.corpus_folder / "train-text.arrow", self.corpus_folder / "train-text.json"
         if not (path.is_file() and counts.is_file()):
-            skipped = write_pairs_arrow(files, path)
+            skipped = write_pairs_arrow(self.train_files, path)
             counts.write_text(json.dumps({"skipped_empty": skipped}), encoding="utf-8")
         self.skipped_empty_train = json.loads(counts.read_text(encoding="utf-8"))["skipped_empty"]
         return datasets.Dataset.from_file(str(path))

@@ -1,7 +1,7 @@
 """`zoo export`: a trained model -> a folder another tool loads.
 
 --format bundle        (default) our portable bundle: safetensors, JSON, tokenizer, model card; from a checkpoint
---format transformers  Hugging Face transformers (Pegasus classes): `pipeline("translation", model=OUT)`
+--format transformers  Hugging Face transformers (Pegasus classes): AutoModelForSeq2SeqLM.from_pretrained(OUT)
 --format ctranslate2   CTranslate2, for `zoo translate --engine ctranslate2` or ctranslate2.Translator
 """
 
@@ -11,7 +11,7 @@ import argparse
 
 from zoo.hub.bundles import export_bundle
 from zoo.hub.checkpoints import CheckpointError
-from zoo.hub.pretrained import load_local, load_pretrained
+from zoo.hub.pretrained import load_either
 
 FORMATS = ("bundle", "transformers", "ctranslate2")
 
@@ -54,7 +54,7 @@ def export_main(argv: list[str]) -> None:
 def export(args: argparse.Namespace):
     if args.format == "bundle":
         return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)
-    model = load_local(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
+    model = load_either(args.checkpoint, args.pretrained)
     if args.format == "transformers":
         from zoo.interop.transformers_export import export_transformers
 

@@ -6,15 +6,8 @@ import argparse
 from pathlib import Path
 
 from zoo.hub.checkpoints import CheckpointError
-from zoo.hub.model_card import limits_section
+from zoo.hub.model_card import limits_section, markdown_table, split_card
 from zoo.hub.pretrained import PACKAGE_DIR, load_local, load_pretrained, registry
-
-
-def strip_metadata(card: str) -> str:
-    """The Markdown of a card without its YAML metadata."""
-    if card.startswith("---\n") and "\n---\n" in card[4:]:
-        return card[4:].split("\n---\n", 1)[1].lstrip()
-    return card
 
 
 def card_of(spec: str, model) -> str:
@@ -26,15 +19,12 @@ def card_of(spec: str, model) -> str:
     elif Path(spec).is_dir():
         folder = Path(spec)
     if folder is not None and (folder / "README.md").is_file():
-        return strip_metadata((folder / "README.md").read_text(encoding="utf-8"))
+        return split_card((folder / "README.md").read_text(encoding="utf-8"))[1]
     parameters = sum(p.numel() for p in model.parameters()) / 1e6
-    sizes = "\n".join(
-        f"| {k} | {v} |" for k, v in model.hparams.items() if not k.endswith("tokenizer") and k != "vocab"
-    )
     return (
         f"# {type(model).__name__} ({parameters:.2f}M parameters)\n\nFrom `{spec}`.\n\n"
         f"{limits_section(getattr(model, 'training_data', None))}\n"
-        f"## Hyperparameters\n\n| argument | value |\n|---|---|\n{sizes}\n"
+        f"## Hyperparameters\n\n{markdown_table(model.hparams, ('argument', 'value'))}\n"
     )
 
 

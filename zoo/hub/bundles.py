@@ -34,7 +34,7 @@ from zoo.hub.checkpoints import (
     public_class_path,
     read_checkpoint,
 )
-from zoo.hub.model_card import card_metadata, limits_section, render
+from zoo.hub.model_card import card_metadata, limits_section, markdown_table, render
 
 FORMAT = "seq-zoo-bundle/1"
 CONFIG, WEIGHTS, CHECKSUMS, CARD = "config.json", "model.safetensors", "SHA256SUMS", "README.md"
@@ -170,14 +170,12 @@ def verify_checksums(folder: Path) -> None:
 def model_card(config: dict, parameters: int, dtype: str) -> str:
     name = config["class_path"].rpartition(".")[2]
     translation = "src_tokenizer" in config.get("tokenizers", {})
-    sizes = "\n".join(f"| {k} | {v} |" for k, v in config["init_args"].items() if k != "vocab")
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in config["metrics"].items())
     body = (
         f"# {name} ({parameters / 1e6:.2f}M parameters, weights in {dtype})\n\n"
         f'A seq-zoo model bundle. Load it with `zoo.load_pretrained("<this folder>")`.\n\n'
         f"{limits_section(config.get('data'))}\n"
-        f"## Evaluation (from the training checkpoint)\n\n| metric | value |\n|---|---|\n{metrics}\n\n"
-        f"## Hyperparameters\n\n| argument | value |\n|---|---|\n{sizes}\n"
+        f"## Evaluation (from the training checkpoint)\n\n{markdown_table(config['metrics'], ('metric', 'value'))}\n\n"
+        f"## Hyperparameters\n\n{markdown_table(config['init_args'], ('argument', 'value'))}\n"
     )
     return render(card_metadata(translation, config.get("data")), body)
 

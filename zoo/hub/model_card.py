@@ -79,9 +79,21 @@ def render(metadata: dict, body: str) -> str:
     return f"---\n{yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)}---\n\n{body}"
 
 
+def split_card(card: str) -> tuple[dict, str]:
+    """A card's YAML metadata ({} if it has none) and its Markdown body."""
+    if card.startswith("---\n"):
+        head, separator, body = card[4:].partition("\n---\n")
+        if separator:
+            return yaml.safe_load(head) or {}, body.lstrip()
+    return {}, card
+
+
 def read_metadata(card: str) -> dict:
     """The YAML metadata of a card ({} if it has none)."""
-    if not card.startswith("---\n"):
-        return {}
-    head, separator, _ = card[4:].partition("\n---\n")
-    return yaml.safe_load(head) or {} if separator else {}
+    return split_card(card)[0]
+
+
+def markdown_table(rows: dict, header: tuple[str, str]) -> str:
+    """A two-column Markdown table; the char vocabulary and tokenizer JSON are left out (too long to read)."""
+    lines = [f"| {key} | {value} |" for key, value in rows.items() if key != "vocab" and not key.endswith("tokenizer")]
+    return "\n".join([f"| {header[0]} | {header[1]} |", "|---|---|", *lines])

@@ -53,10 +53,15 @@ def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L
     )
 
 
+def load_either(checkpoint: str | None, pretrained: str | None) -> L.LightningModule:
+    """The model of a command's ``--checkpoint`` (a file or bundle folder) or else its ``--pretrained``."""
+    return load_local(checkpoint) if checkpoint else load_pretrained(pretrained)
+
+
 def load_for_command(checkpoint: str | None, pretrained: str | None, needs: str, refusal: str) -> L.LightningModule:
     """For the inference commands: the model of ``--checkpoint`` or ``--pretrained``, which must have
     the method ``needs``; otherwise a CheckpointError "<source> holds a <Class>, which <refusal>"."""
-    model = load_local(checkpoint) if checkpoint else load_pretrained(pretrained)
+    model = load_either(checkpoint, pretrained)
     if not hasattr(model, needs):
         raise CheckpointError(f"{checkpoint or pretrained} holds a {type(model).__name__}, which {refusal}")
     return model

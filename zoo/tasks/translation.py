@@ -160,7 +160,8 @@ class TranslationTask(ChecksCheckpointClass, ABC):
     ) -> list[tuple[str, dict]]:
         """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
         "attention": (target pieces, source pieces) weights} (attention None for models without)."""
-        return [n_best[0][::2] for n_best in self.n_best_with_attention(sentences, truncate, **options)]
+        best = [n_best[0] for n_best in self.n_best_with_attention(sentences, truncate, **options)]
+        return [(text, detail) for text, _score, detail in best]
 
     @torch.no_grad()
     def n_best_with_attention(
