@@ -1,13 +1,13 @@
 """Transformer BLEU on Multi30k test_2016_flickr en->fr after CPU budgets: the curve, the last weights and averages.
 
-Trains the shipped recipe, configs/transformer/multi30k_en_fr.yaml, through the zoo CLI
-(W&B offline) for the longest budget. After every epoch's validation and at each budget
+Trains the shipped recipe, configs/transformer/multi30k_en_fr.yaml (or --config), through the
+zoo CLI (W&B offline) for the longest budget. After every epoch's validation and at each budget
 mark it saves the weights with the wall-clock time since training started (validation
 included). Then, for each budget, it scores on the test set the weights at the mark and
 the average of the last ``--average`` snapshots up to the mark (checkpoint averaging),
 greedy and beam 5, SacreBLEU 13a on detokenized output, cased and lowercased.
 
-    python benchmarks/transformer_bleu.py [--budgets 25 60] [--average 5] [--out DIR] [--quick]
+    python benchmarks/transformer_bleu.py [--budgets 25 60] [--average 5] [--config PATH] [--out DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -74,13 +74,13 @@ class Snapshots(Callback):
             )
 
 
-def train(out: Path, budgets: list[float], overrides: list[str]) -> list[dict]:
+def train(config: Path, out: Path, budgets: list[float], overrides: list[str]) -> list[dict]:
     snapshots = Snapshots(out / "snapshots", budgets)
     max_time = f"00:00:{int(max(budgets)):02d}:{int(max(budgets) % 1 * 60):02d}"
     cli = ZooCLI(
         args=[
             "--config",
-            str(CONFIG),
+            str(config),
             "--trainer.max_time",
             max_time,
             "--trainer.default_root_dir",
@@ -112,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[25, 60], help="minutes of training")
     parser.add_argument("--average", type=int, default=5, help="snapshots averaged at each budget")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the recipe to train")
     parser.add_argument("--out", type=Path, default=Path("runs/transformer_bleu"))
     parser.add_argument("--quick", action="store_true", help="budgets of 1 and 2 minutes, 100 test sentences")
     parser.add_argument("--score-only", action="store_true", help="reuse the snapshots of an earlier run in --out")
@@ -122,7 +123,7 @@ def main() -> None:
     if args.score_only:
         records = json.loads((args.out / "snapshots" / "snapshots.json").read_text())
     else:
-        records = train(args.out, budgets, overrides)
+        records = train(args.config, args.out, budgets, overrides)
 
     print("\nvalidation curve (greedy BLEU on val, after each epoch):")
     print(f"{'epoch':>6}{'step':>7}{'minutes':>9}{'val loss':>10}{'val BLEU':>10}")

@@ -54,6 +54,7 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
     attention_history = None if attention is None else attention.new_zeros(B * K, 0, attention.shape[-1])
     items = torch.arange(B, device=device)  # the input each block of K rows belongs to
     finished = [Finished(opts.n_best, opts.length_penalty) for _ in range(B)]
+    host_limits = limits.tolist()
 
     for t in decoding_steps(limits, opts):
         R = len(items)
@@ -81,20 +82,19 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
         open_scores = top_scores.gather(1, pick)
         open_rows, open_tokens = rows.gather(1, pick), token.gather(1, pick)
 
-        done = torch.zeros(R, dtype=torch.bool, device="cpu")  # decided here, on the host
-        for r in range(R):
-            item = int(items[r])
-            limit = int(limits[item])
+        # Decided on the host, from lists read once per step (cheaper than reading tensors row by row).
+        keep_list = []
+        for r, (item, best_open) in enumerate(zip(items.tolist(), open_scores[:, 0].tolist())):
+            limit = host_limits[item]
             if t + 1 >= limit:  # out of length: the open beams end here, unfinished
                 for j in pick[r].tolist():
                     if top_scores[r, j] > NEG_INF:
                         finished[item].add(*hypothesis_of(r, j))
-                done[r] = True
-            else:
-                done[r] = finished[item].cannot_improve(float(open_scores[r, 0]), t + 2, limit)
-        keep = (~done).nonzero().squeeze(1).to(device)
-        if keep.numel() == 0:
+            elif not finished[item].cannot_improve(best_open, t + 2, limit):
+                keep_list.append(r)
+        if not keep_list:
             break
+        keep = torch.tensor(keep_list, device=device)
         flat = open_rows[keep].flatten()  # (R' * K,) source row of every continuing beam
         history = torch.cat([history[flat], open_tokens[keep].flatten()[:, None]], dim=1)
         if attention is not None:
