@@ -59,9 +59,13 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
     for t in decoding_steps(limits, opts):
         R = len(items)
         allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
-        candidates = (scores.view(R * K, 1) + allowed).view(R, K * V)
+        # An input's 2K best extensions lie among its beams' own 2K best tokens (a beam's score shifts all of
+        # its tokens alike), so each beam ranks its tokens first and no (R*K, V) sum of scores is formed.
+        per_beam = min(2 * K, V)
+        beam_best, beam_tokens = allowed.topk(per_beam, dim=1)  # (R*K, per_beam)
+        candidates = (scores.view(R * K, 1) + beam_best).view(R, K * per_beam)
         top_scores, top_index = candidates.topk(2 * K, dim=1)  # (R, 2K), best first
-        beam, token = top_index // V, top_index % V
+        beam, token = top_index // per_beam, beam_tokens.view(R, K * per_beam).gather(1, top_index)
         rows = torch.arange(R, device=device)[:, None] * K + beam  # (R, 2K) the row each candidate extends
 
         def hypothesis_of(r: int, j: int):

@@ -241,15 +241,20 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             out, _ = run_rnn(self.decoder, embedded, hidden)  # (B, T, H): the whole target in one call
             context, _ = self.attention(out, memory.keys, memory.values, memory.pad_mask)  # (B, T, H)
             return torch.tanh(self.combine(torch.cat([context, out], -1)))
-        features, feed = [], state.feed
-        for t in range(tgt_in.shape[1]):
-            if self.luong:  # input feeding: the last step's features join this step's input
-                out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], feed], -1)[:, None], hidden)
-                context, _ = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)
-            else:  # Bahdanau: the previous state's top layer queries
+        if not self.luong:  # Bahdanau: the previous state's top layer queries; no step reads the last one's features
+            contexts, outs = [], []
+            for t in range(tgt_in.shape[1]):
                 query = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
                 context, _ = self.attention(query, memory.keys, memory.values, memory.pad_mask)
                 out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], context], -1)[:, None], hidden)
+                contexts.append(context)
+                outs.append(out[:, 0])
+            # The features of all steps in one product, after the loop.
+            return torch.tanh(self.combine(torch.cat([torch.stack(contexts, 1), torch.stack(outs, 1)], -1)))
+        features, feed = [], state.feed
+        for t in range(tgt_in.shape[1]):  # Luong with input feeding: the last step's features join this step's input
+            out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], feed], -1)[:, None], hidden)
+            context, _ = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)
             feed = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, F)
             features.append(feed)
         return torch.stack(features, 1)
