@@ -65,16 +65,15 @@ class PlainLoop:
 
     def __init__(self, model):
         self.model = model
-        self.a, self.b = model.hparams.max_len_a, model.hparams.max_len_b
-        self.max_len = min(DecodingOptions.max_len, model.context_size or DecodingOptions.max_len)
+        self.options = DecodingOptions(**model.decoding_defaults())
 
     def translate(self, sentences: list[str], strategy: str, **options) -> list[str]:
         model = self.model
         _, batch = model._source_batch(sentences, truncate=False)
         src, pad_mask = batch["src"], batch["src_pad_mask"]
-        limits = (self.a * (~pad_mask).sum(1) + self.b).long().clamp(max=self.max_len).tolist()
-        state = model.init_state(model.encode(src, pad_mask), pad_mask, len(sentences))
         token = torch.full((len(sentences),), model.bos_id, dtype=torch.long)
+        limits = model._length_limits(src, pad_mask, token[:, None], self.options).tolist()  # the zoo's own limits
+        state = model.init_state(model.encode(src, pad_mask), pad_mask, len(sentences))
         ended = torch.zeros(len(sentences), dtype=torch.bool)
         out = []
         for _ in range(max(limits)):

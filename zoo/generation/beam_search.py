@@ -91,8 +91,9 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
         for r, (item, best_open) in enumerate(zip(items.tolist(), open_scores[:, 0].tolist())):
             limit = host_limits[item]
             if t + 1 >= limit:  # out of length: the open beams end here, unfinished
+                row_scores = top_scores[r].tolist()
                 for j in pick[r].tolist():
-                    if top_scores[r, j] > NEG_INF:
+                    if row_scores[j] > NEG_INF:
                         finished[item].add(*hypothesis_of(r, j))
             elif not finished[item].cannot_improve(best_open, t + 2, limit):
                 keep_list.append(r)
