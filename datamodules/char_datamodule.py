@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.char_batches import StreamBatches, Windows, WindowSampler
 from datamodules.char_vocab import CharVocab
-from datamodules.checks import require_positive
+from datamodules.checks import require_in, require_positive
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text
 from datamodules.training_position import training_position
@@ -50,8 +50,7 @@ class CharDataModule(L.LightningDataModule):
         if mode not in ("stateless", "stateful"):
             raise ValueError(f"mode must be 'stateless' or 'stateful', got {mode!r}")
         require_positive(seq_len=seq_len, batch_size=batch_size)
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+        require_in("(0, 1)", val_fraction=val_fraction)
         self.source, self.mode, self.sha256 = source, mode, sha256
         self.seq_len, self.batch_size = seq_len, batch_size
         self.val_fraction, self.num_workers = val_fraction, num_workers

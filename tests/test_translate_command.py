@@ -115,5 +115,6 @@ def test_length_limits_mean_what_they_say(translator):
             batch["src"], batch["src_pad_mask"], strategy=strategy, max_len_a=1.5, max_len_b=10
         )
         assert torch.equal(explicit[0][0].tokens, best.tokens)
-    with pytest.raises(ValueError, match="max_len_a and max_len_b must be >= 0"):
-        translator.translate([src], max_len_a=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"max_len_a must be a finite number in \[0, inf\)"):
+            translator.translate([src], max_len_a=bad)

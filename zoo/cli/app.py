@@ -21,6 +21,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from datamodules.checks import require_in
 from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
 
@@ -100,6 +101,9 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        # Lightning takes NaN and infinity for these and trains on (NaN clipping turns every weight NaN).
+        require_in("[0, inf)", gradient_clip_val=config.trainer.get("gradient_clip_val"))
+        require_in("(0, inf)", val_check_interval=config.trainer.get("val_check_interval"))
         logger = config.trainer.logger
         if not getattr(logger, "class_path", "").endswith("WandbLogger"):
             return

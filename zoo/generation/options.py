@@ -17,6 +17,8 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
+from datamodules.checks import require_in
+
 Strategy = Literal["greedy", "beam", "sample"]
 
 
@@ -82,8 +84,11 @@ class DecodingOptions:
                 f"n_best must lie in 1..beam_size ({self.beam_size}) for beam search and be 1 otherwise, "
                 f"got {self.n_best}. Fix: raise beam_size, or use strategy 'beam' for n-best lists."
             )
-        if (self.max_len_a or 0) < 0 or (self.max_len_b or 0) < 0:
-            raise ValueError(f"max_len_a and max_len_b must be >= 0, got {self.max_len_a} and {self.max_len_b}")
+        require_in("(-inf, inf)", length_penalty=self.length_penalty)
+        require_in("[0, inf)", max_len_a=self.max_len_a, temperature=self.temperature)
+        require_in("(0, 1]", top_p=self.top_p)
+        if (self.max_len_b or 0) < 0:
+            raise ValueError(f"max_len_b must be >= 0, got {self.max_len_b}")
         if self.max_len < self.min_len or self.min_len < 0:
             raise ValueError(f"need 0 <= min_len <= max_len, got min_len {self.min_len} and max_len {self.max_len}")
         if not self.temperature > 0:
@@ -105,8 +110,6 @@ class DecodingOptions:
             )
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
 
 
 def decoding_steps(limits: torch.Tensor, opts: DecodingOptions) -> Iterable[int]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
-from datamodules.checks import require_dropout, require_positive
+from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import tensors_of
 from zoo.modules.recurrent import run_rnn
@@ -55,7 +55,8 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         require_positive(
             vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, embedding_dim=embedding_dim
         )
-        require_dropout(dropout=dropout)
+        require_in("[0, 1)", dropout=dropout)
+        require_in("(0, inf)", learning_rate=learning_rate)
         embedding_dim = embedding_dim or hidden_size
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"vocab has {len(vocab)} characters but vocab_size is {vocab_size}")

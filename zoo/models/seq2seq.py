@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from datamodules.checks import require_dropout, require_positive
+from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
 from zoo.modules.attention import Attention, AttentionKind
@@ -103,7 +103,10 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             max_source_len=max_source_len,
             test_beam_size=test_beam_size,
         )
-        require_dropout(dropout=dropout)
+        require_in("[0, 1)", dropout=dropout)
+        require_in("(0, inf)", learning_rate=learning_rate)
+        require_in("[0, inf)", max_len_a=max_len_a)
+        require_in("[0, 1]", teacher_forcing=teacher_forcing)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
         if bidirectional and hidden_size % 2:
@@ -112,8 +115,6 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             )
         if tie_embeddings and adaptive_softmax_cutoffs:
             raise ValueError("tie_embeddings and adaptive_softmax_cutoffs exclude each other: choose one")
-        if not 0 <= teacher_forcing <= 1:
-            raise ValueError(f"teacher_forcing is a probability, got {teacher_forcing}")
         self.save_hyperparameters(logger=False)
         self.max_source_tokens = max_source_len  # zoo.tasks.translation
         self.luong = attention != "bahdanau"

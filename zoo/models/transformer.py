@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.checks import require_dropout, require_positive
+from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
 from zoo.modules.kv_cache import KVCache
@@ -92,7 +92,10 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
             max_positions=max_positions,
             test_beam_size=test_beam_size,
         )
-        require_dropout(dropout=dropout)
+        require_in("[0, 1)", dropout=dropout)
+        require_in("(0, inf)", learning_rate=learning_rate)
+        require_in("[0, inf)", max_len_a=max_len_a)
+        require_in("[0, 1)", label_smoothing=label_smoothing)
         self.save_hyperparameters(logger=False)
         self.context_size = max_positions  # target positions for decoding (zoo.generation.decoding)
         self.max_source_tokens = max_positions  # source positions (zoo.tasks.translation)

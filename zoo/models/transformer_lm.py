@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from datamodules.char_vocab import CharVocab
-from datamodules.checks import require_dropout, require_positive
+from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
@@ -55,7 +55,8 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
             ffn_dim=ffn_dim,
             max_positions=max_positions,
         )
-        require_dropout(dropout=dropout)
+        require_in("[0, 1)", dropout=dropout)
+        require_in("(0, inf)", learning_rate=learning_rate)
         self.save_hyperparameters(logger=False)
         self.vocab = CharVocab(vocab) if vocab is not None else None
         self.context_size = max_positions  # prompt + generated text (zoo.generation.decoding); no sliding window
