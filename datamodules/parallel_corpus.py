@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import islice, zip_longest
 from pathlib import Path
 
-from datamodules.sources import CorpusError, RemoteFile, fetch
+from datamodules.sources import GZIP_MAGIC, CorpusError, RemoteFile, fetch
 
 SPLITS = ("train", "val", "test")
 MULTI30K_LANGUAGES = ("en", "fr", "de")
@@ -102,7 +102,7 @@ def iter_pairs(paths: list[Path], report: dict[str, int] | None = None) -> Itera
         else:
             skipped += 1
     if not kept:
-        raise CorpusError(f"{paths[0]} and {paths[-1]} hold no pair where both sides have text.")
+        raise no_text_error(paths[0], paths[-1], skipped)
     if report is not None:
         report["skipped_empty"] = skipped
 
@@ -166,10 +166,19 @@ def first_existing(folder: Path, stem: str) -> Path:
     raise CorpusError(f"{folder} has no {stem} (or {stem}.gz, or a .tsv for the split). Fix: add the file.")
 
 
+def no_text_error(src_path: Path, tgt_path: Path, lines: int) -> CorpusError:
+    files = str(src_path) if src_path == tgt_path else f"{src_path} and {tgt_path}"
+    return CorpusError(
+        f"{files} hold no pair where both sides have text: all {lines} lines are blank on one side or both. "
+        f"Fix: point source at the files that hold the sentences."
+    )
+
+
 def lines_of(path: Path) -> Iterator[str]:
-    """The lines of a text file (gzip or plain), without line ends, one at a time; invalid UTF-8 names file
-    and line."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """The lines of a text file (gzip, whatever its name, or plain), without line ends, one at a time;
+    invalid UTF-8 names file and line."""
+    with open(path, "rb") as probe:
+        opener = gzip.open if probe.read(2) == GZIP_MAGIC else open
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
@@ -186,7 +195,7 @@ def align(src: list[str], tgt: list[str], src_path: Path, tgt_path: Path) -> Par
         )
     kept = [(s.strip(), t.strip()) for s, t in zip(src, tgt) if s.strip() and t.strip()]
     if not kept:
-        raise CorpusError(f"{src_path} and {tgt_path} hold no pair where both sides have text.")
+        raise no_text_error(src_path, tgt_path, len(src))
     return ParallelText([s for s, _ in kept], [t for _, t in kept], skipped_empty=len(src) - len(kept))
 
 

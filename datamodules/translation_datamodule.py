@@ -23,6 +23,9 @@ from datamodules.sources import cache_dir
 from datamodules.text_tokenizer import SpecialIds, TokenizerKind, decode, train_tokenizer
 from datamodules.training_position import training_position
 
+# The splits each Lightning stage reads (the stage names are those of `zoo fit/validate/test/predict`).
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
 
 class Splits(Mapping[str, ParallelText]):
     """train, val and test, each loaded on first use."""
@@ -191,10 +194,12 @@ class TranslationDataModule(L.LightningDataModule):
     # --- tokenized datasets ---
 
     def setup(self, stage: str | None = None) -> None:
-        for split in SPLITS:
+        """Tokenizes the splits ``stage`` uses (all for None): a fit needs no test files, a test no validation files."""
+        for split in STAGE_SPLITS.get(stage, SPLITS):
             if split not in self.datasets:
                 self.datasets[split] = self._tokenized(split)
-        self._check_budget()
+        if "train" in self.datasets:
+            self._check_budget()
 
     def _tokenized(self, split: str) -> datasets.Dataset:
         """A split's token ids (and lengths, and the text), as an Arrow file in the cache; the training split
@@ -244,11 +249,19 @@ class TranslationDataModule(L.LightningDataModule):
         if self.max_tokens is None:
             return
         src, tgt = self.lengths("train")
-        longest = int(max(src.max(), tgt.max())) + 1  # + <eos> or <bos>
+        longest_sides = np.maximum(src, tgt)
+        longest = int(longest_sides.max()) + 1  # + <eos> or <bos>
         if self.max_tokens < longest:
+            # Only suggest a max_len that leaves data: the longest that fits the budget, with what it keeps.
+            fitting = int((longest_sides < self.max_tokens).sum())
+            shorter = (
+                f", or max_len {self.max_tokens - 1} (keeps {fitting} of the {len(src)} pairs)"
+                if fitting >= len(src) // 2
+                else ""
+            )
             raise ValueError(
                 f"max_tokens {self.max_tokens} is smaller than the longest kept training example ({longest} tokens "
-                f"with its <eos>). Fix: max_tokens >= {longest}, or max_len below {self.max_tokens}."
+                f"with its <eos>). Fix: max_tokens {longest} or more{shorter}."
             )
 
     # --- loaders ---
@@ -312,5 +325,6 @@ class TranslationDataModule(L.LightningDataModule):
     def summary(self) -> str:
         counts = {split: len(ds) for split, ds in self.datasets.items()}
         skipped = {"train": self.skipped_empty_train} if self.skipped_empty_train else {}
-        skipped |= {s: self.texts[s].skipped_empty for s in ("val", "test") if self.texts[s].skipped_empty}
+        evaluation = [s for s in ("val", "test") if s in self.datasets]
+        skipped |= {s: self.texts[s].skipped_empty for s in evaluation if self.texts[s].skipped_empty}
         return json.dumps({"pairs": counts, "skipped_empty": skipped, "dropped_longer_than_max_len": self.dropped_long})

@@ -1,5 +1,7 @@
 """CharDataModule: stream batching continues each row exactly, windows are random, bad corpora are refused."""
 
+import gzip
+
 import pytest
 import torch
 
@@ -73,11 +75,24 @@ def test_corpus_too_short_for_stateful_batches_names_the_numbers_and_the_fix(tmp
     assert "64 streams" in str(error.value) and "6464" in str(error.value) and "lower batch_size" in str(error.value)
 
 
+def test_a_gzip_corpus_is_read_whatever_its_name(small_corpus, tmp_path):
+    packed = tmp_path / "corpus.txt"  # gzip under a .txt name, as a user may well have it
+    text = small_corpus.read_text()
+    packed.write_bytes(gzip.compress(text.encode()))
+    dm = CharDataModule(str(packed), seq_len=50, batch_size=4)
+    dm.setup("fit")
+    assert dm.vocab == "".join(sorted(set(text[: int(len(text) * 0.9)])))
+
+
 def test_empty_file_and_bad_options_are_refused(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(CorpusError, match="empty"):
         CharDataModule(str(empty)).setup("fit")
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n\t\n" * 25_000)
+    with pytest.raises(CorpusError, match=r"blank.txt holds no visible character: its 100,000 characters are all"):
+        CharDataModule(str(blank)).setup("fit")
     with pytest.raises(ValueError, match="mode"):
         CharDataModule(str(empty), mode="streaming")
     with pytest.raises(ValueError, match="val_fraction"):

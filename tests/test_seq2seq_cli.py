@@ -26,12 +26,21 @@ def test_fit_then_test_a_seq2seq_checkpoint(toy_folder, monkeypatch, capsys):
         "--trainer.enable_progress_bar",
         "false",
     ]
+    test_files = {path: path.read_bytes() for path in toy_folder.glob("test.*")}
+    for path in test_files:
+        path.unlink()  # a fit reads the training and validation files only
     fit = run_zoo("fit", "--config", config, *data, *tiny, cwd=work)
     assert fit.returncode == 0, fit.stderr[-3000:]
     last = only(work.glob("runs/seq-zoo/*/checkpoints/last.ckpt"))
 
     # `zoo test` in this process (fit above ran as a user's separate process), without W&B here.
     monkeypatch.chdir(work)
+    code, message = zoo_here(
+        "test", "--config", config, *data, *tiny, "--trainer.logger", "false", "--ckpt_path", str(last)
+    )
+    assert code != 0 and "has no test.en" in message and "Fix: add the file" in message
+    for path, content in test_files.items():  # the fix
+        path.write_bytes(content)
     assert zoo_here(
         "test", "--config", config, *data, *tiny, "--trainer.logger", "false", "--ckpt_path", str(last)
     ) == (0, "")

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 
 import pytest
 import torch
@@ -127,11 +128,11 @@ def test_empty_lines_are_skipped_and_counted(toy_folder):
 def test_setup_streams_the_training_text_and_keeps_it_on_disk(toy_folder):
     """The training text is never read into Python lists; the datasets are memory-mapped Arrow files."""
     dm = toy_module(toy_folder, max_len=6)
-    dm.setup("fit")
+    dm.setup()
     assert "train" not in dm.texts._loaded
     assert all(dm.datasets[split].cache_files for split in ("train", "val", "test"))
     again = toy_module(toy_folder, max_len=6)
-    again.setup("fit")
+    again.setup()
     assert again.cache_report == {"train": "cached", "val": "cached", "test": "cached"}
     assert len(again.datasets["train"]) == len(dm.datasets["train"])
     (toy_folder / "train.xx").write_text((toy_folder / "train.xx").read_text().replace("park", "garden"))
@@ -145,7 +146,7 @@ def test_invalid_utf8_names_file_and_line(toy_folder):
         handle.write(b"fine\nbad \xff byte\n")
     (toy_folder / "test.xx").unlink()
     with pytest.raises(CorpusError, match=r"test.xx.gz, line 2: invalid UTF-8"):
-        toy_module(toy_folder).setup("fit")
+        toy_module(toy_folder).setup("test")
 
 
 def test_vocab_too_small_unknown_pair_and_tight_budget(toy_folder):
@@ -153,8 +154,49 @@ def test_vocab_too_small_unknown_pair_and_tight_budget(toy_folder):
         toy_module(toy_folder, vocab_size=10).tokenizers
     with pytest.raises(CorpusError, match="unknown language pair 'en-es'.*en-fr"):
         TranslationDataModule("multi30k", pair="en-es").setup("fit")
-    with pytest.raises(ValueError, match="max_tokens 8 is smaller than the longest kept training example"):
-        toy_module(toy_folder, max_tokens=8).setup("fit")
+
+
+def test_each_fix_a_tight_budget_suggests_works(toy_folder):
+    with pytest.raises(ValueError, match="max_tokens 12 is smaller than the longest kept training example") as error:
+        toy_module(toy_folder, max_tokens=12).setup("fit")
+    message = str(error.value)
+    raised = int(re.search(r"Fix: max_tokens (\d+) or more", message)[1])
+    toy_module(toy_folder, max_tokens=raised).setup("fit")
+    max_len, kept = map(int, re.search(r"or max_len (\d+) \(keeps (\d+) of the", message).groups())
+    shorter = toy_module(toy_folder, max_tokens=12, max_len=max_len)
+    shorter.setup("fit")
+    assert len(shorter.datasets["train"]) == kept >= 200
+    with pytest.raises(ValueError) as error:  # a budget that fits almost nothing: only the first fix is offered
+        toy_module(toy_folder, max_tokens=5).setup("fit")
+    assert "max_len" not in str(error.value).split("Fix:")[1]
+
+
+def test_a_fit_needs_no_test_files_and_a_test_names_the_missing_one(toy_folder):
+    for path in toy_folder.glob("test.*"):
+        path.unlink()
+    dm = toy_module(toy_folder)
+    dm.setup("fit")
+    assert set(dm.datasets) == {"train", "val"} and json.loads(dm.summary())["pairs"]["val"] == 40
+    with pytest.raises(CorpusError, match=r"has no test.en .*Fix: add the file"):
+        dm.setup("test")
+
+
+def test_blank_parallel_files_are_refused_naming_them(toy_folder):
+    (toy_folder / "train.en").write_text("  \n" * 400)
+    with pytest.raises(CorpusError, match=r"train.en and .*train.xx hold no pair .*all 400 lines are blank"):
+        toy_module(toy_folder).setup("fit")
+    (toy_folder / "val.tsv").write_text("\t\n" * 5)
+    with pytest.raises(CorpusError, match=r"val.tsv hold no pair .*all 5 lines"):
+        toy_module(toy_folder).texts["val"]
+
+
+def test_a_gzip_file_is_read_as_gzip_whatever_its_name(toy_folder):
+    for side in ("en", "xx"):
+        path = toy_folder / f"train.{side}"
+        path.write_bytes(gzip.compress(path.read_bytes()))
+    dm = toy_module(toy_folder)
+    dm.setup("fit")
+    assert dm.texts["val"].src and "park" in dm.train_text["src"][0] + " ".join(dm.train_text["src"])
 
 
 def test_special_ids_are_read_from_the_tokenizer_by_data_and_models_alike():
