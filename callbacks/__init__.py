@@ -1,5 +1,6 @@
 """Callbacks that plug into any Lightning Trainer."""
 
+from callbacks.checkpoint_on_error import CheckpointOnError
 from callbacks.hidden_state import HiddenStateCallback
 from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
@@ -8,6 +9,7 @@ from callbacks.time_budget import TimeBudgetDecay
 from callbacks.translation_samples import TranslationSamplesCallback
 
 __all__ = [
+    "CheckpointOnError",
     "HiddenStateCallback",
     "RandomStateCheckpoint",
     "SampleTextCallback",

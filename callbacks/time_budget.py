@@ -15,12 +15,17 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import Callback, Timer
 
+from datamodules.checks import require_in
+
 
 class TimeBudgetDecay(Callback):
     def __init__(self, decay_fraction: float = 0.3):
-        if not 0 < decay_fraction <= 1:
-            raise ValueError(f"decay_fraction is the budget's share to decay over, in (0, 1]; got {decay_fraction}")
+        require_in("(0, 1]", decay_fraction=decay_fraction)  # the budget's share to decay over
         self.decay_fraction = decay_fraction
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self.factor(trainer)  # a trainer without max_time is refused before the first step
 
     def factor(self, trainer: L.Trainer) -> float:
         """1 before the decay phase, then the share of the decay phase still left."""

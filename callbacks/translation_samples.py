@@ -5,6 +5,8 @@ from __future__ import annotations
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
+from datamodules.checks import require_positive
+
 
 def draw_attention(axes, src_pieces: list[str], tgt_pieces: list[str], weights, title: str = "") -> None:
     """A heatmap of attention weights on ``axes``: one row per target piece, one column per source piece."""
@@ -34,8 +36,22 @@ class TranslationSamplesCallback(Callback):
     ``translate_with_attention`` (zoo.Seq2Seq, zoo.Transformer)."""
 
     def __init__(self, n: int = 4):
+        require_positive(n=n)
         self.n = n
         self.rows: list[list] = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Checked when the run starts, not at its first validation an epoch later.
+        if not hasattr(pl_module, "translate_with_attention"):
+            raise ValueError(
+                f"TranslationSamplesCallback translates, but {type(pl_module).__name__} does not. Fix: remove it "
+                f"from trainer.callbacks (language models: callbacks.SampleTextCallback)."
+            )
+        if not hasattr(trainer.datamodule, "texts"):
+            raise ValueError(
+                "TranslationSamplesCallback takes its sentences from the validation split of a "
+                "datamodules.TranslationDataModule. Fix: use that DataModule, or remove the callback."
+            )
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
@@ -43,7 +59,7 @@ class TranslationSamplesCallback(Callback):
             return
         texts = trainer.datamodule.texts["val"]
         sources, references = texts.src[: self.n], texts.tgt[: self.n]
-        results = pl_module.translate_with_attention(sources)
+        results = pl_module.translate_with_attention(sources, truncate=True)  # a long sentence: its first tokens
         images = []
         for i, (source, reference, (hypothesis, detail)) in enumerate(zip(sources, references, results)):
             self.rows.append([trainer.current_epoch, source, reference, hypothesis])

@@ -21,6 +21,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from callbacks.checkpoint_on_error import CheckpointOnError
 from datamodules.checks import require_in
 from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
@@ -86,7 +87,10 @@ class ZooCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=ConfigToLoggerCallback,
             parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
-            trainer_defaults={"plugins": [{"class_path": "zoo.hub.atomic_checkpoint_io.AtomicCheckpointIO"}]},
+            trainer_defaults={
+                "plugins": [{"class_path": "zoo.hub.atomic_checkpoint_io.AtomicCheckpointIO"}],
+                "callbacks": [CheckpointOnError()],  # (instances: appended to the config's callbacks)
+            },
             args=args,
             **kwargs,
         )
