@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from zoo.cli import main
 from zoo.cli.text_lines import LINE_BREAKS, read_lines
-from zoo.cli.translate import translate_lines
+from zoo.cli.translate import translate_chunks
 
 GREEDY = {"strategy": "greedy", "n_best": 1, "max_len": 6}
 # Any character but the line end itself (and lone surrogates, which no UTF-8 text holds): U+2028, U+0085,
@@ -37,7 +37,7 @@ def test_any_unicode_lines_in_give_the_same_lines_out(translator, tmp_path, line
     # Without a final newline, a last empty line is no line at all (an empty file holds none).
     expected = lines[:-1] if lines and not final_newline and lines[-1] == "" else lines
     assert read_lines(path) == expected
-    outputs = list(translate_lines(translator, read_lines(path), 3, GREEDY))
+    outputs = [line for chunk in translate_chunks(translator, read_lines(path), 3, GREEDY) for line in chunk]
     assert len(outputs) == len(expected)
     for line, output in zip(expected, outputs):
         assert not LINE_BREAKS.search(output)  # each output is exactly one line
@@ -56,13 +56,16 @@ def test_the_command_keeps_lines_that_hold_unicode_line_separators(translator_ch
     assert out.split("\n")[1] == "" and out.split("\n")[4] == ""
 
 
-def test_invalid_utf8_names_the_file_and_line_and_writes_nothing(translator_checkpoint, tmp_path, capsys):
+def test_invalid_utf8_names_the_file_and_line_after_writing_the_lines_before_it(
+    translator, translator_checkpoint, tmp_path, capsys
+):
     path = tmp_path / "latin1.en"
     path.write_bytes("a man runs\nthe caf\u00e9 is red\n".encode("latin-1"))
     code, out, err = translate_file(path, "--checkpoint", str(translator_checkpoint), capsys=capsys)
-    assert code == 2 and out == ""
+    assert code == 2 and out == translator.translate(["a man runs"], strategy="beam", beam_size=5)[0] + "\n"
     assert f"{path}, line 2: byte 0xe9 at column 8 is not UTF-8" in err and "iconv" in err
-    assert "Traceback" not in err
+    assert "input lines 1-1 are written" in err and "--skip-lines 1" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
@@ -87,8 +90,8 @@ def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
     assert "line 2" in err and "skipped" in err
 
     code, out, err = translate_file(path, *options, "--too-long", "error", capsys=capsys)
-    assert code == 2 and out == ""
-    assert f"{path}, line 2:" in err and "--too-long truncate" in err
+    assert code == 2 and out == short[0] + "\n"  # the lines before it are written
+    assert f"{path}, line 2:" in err and "--too-long truncate" in err and "--skip-lines 1" in err
 
     with pytest.raises(ValueError, match=f"source sentence 1 has {n} tokens.*truncate=True"):
         translator.translate(["a man runs", long])

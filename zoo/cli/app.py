@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import signal
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -166,6 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         run_command(args, argv)
+        sys.stdout.flush()  # here, so that a reader that left is caught below, not at exit
+    except BrokenPipeError:
+        # The reader went away (`zoo generate ... | head`): end quietly, as Unix tools do. Python would
+        # flush stdout again at exit and complain, so stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
+    except KeyboardInterrupt:
+        print(f"zoo {args[0]}: stopped by Ctrl-C.", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     except USER_ERRORS as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise

@@ -1,0 +1,94 @@
+"""`zoo translate` streams: lines come out while the input is still coming in, memory holds one chunk,
+Ctrl-C or SIGTERM leave a complete, aligned prefix that --skip-lines continues; a reader that leaves
+(`| head`) ends a command quietly."""
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, _zoo_env, toy_pairs, zoo_here
+from zoo.cli.stop_signals import Stopped, stop_requests
+from zoo.cli.translate import CHUNK_BATCHES
+
+BATCH = 2
+CHUNK = CHUNK_BATCHES * BATCH  # input lines per chunk
+
+
+def start_translate(checkpoint, *args, stdin=subprocess.PIPE):
+    command = [sys.executable, "-m", "zoo", "translate", "--checkpoint", str(checkpoint), "--beam-size", "1"]
+    command += ["--batch-size", str(BATCH), *args]
+    return subprocess.Popen(
+        command, cwd=REPO, env=_zoo_env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_lines_come_out_as_they_are_done_and_ctrl_c_leaves_an_aligned_prefix(translator, translator_checkpoint, capsys):
+    sentences = toy_pairs(20 * CHUNK, seed=5)[0]
+    expected = translator.translate(sentences)
+    process = start_translate(translator_checkpoint)
+    process.stdin.write("".join(s + "\n" for s in sentences[:CHUNK]))
+    process.stdin.flush()  # and left open: more could come
+    out = [process.stdout.readline() for _ in range(CHUNK)]  # would block forever if nothing came before the end
+    assert out == [t + "\n" for t in expected[:CHUNK]]
+    process.stdin.write("".join(s + "\n" for s in sentences[CHUNK:]))
+    process.stdin.close()
+    out.append(process.stdout.readline())  # it is translating the rest
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    out = "".join(out) + process.stdout.read()
+    err = process.stderr.read().strip()
+    done = len(out.splitlines())
+    assert CHUNK < done < len(sentences) and out.endswith("\n")
+    assert out.splitlines() == expected[:done]  # complete and aligned: line i is input line i's translation
+    assert err.endswith(
+        f"stopped by Ctrl-C (SIGINT): the translations of input lines 1-{done} are written, each complete. "
+        f"To go on, run the same command with --skip-lines {done}, appending to that output (>>)."
+    )
+    assert len(err.splitlines()) == 1, err
+    rest = "".join(s + "\n" for s in sentences)
+    options = ["--checkpoint", str(translator_checkpoint), "--beam-size", "1", "--skip-lines", str(done)]
+    assert zoo_here("translate", *options, stdin=rest) == (0, "")  # the fix the message gives
+    assert capsys.readouterr().out.splitlines() == expected[done:]
+
+
+def test_a_signal_waits_for_a_write_to_finish_and_sigterm_stops_alike():
+    with pytest.raises(Stopped) as stopped:
+        with stop_requests() as stop:
+            with stop.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)
+                finished_the_write = True
+            raise AssertionError("not stopped at the end of the deferred block")
+    assert finished_the_write and stopped.value.exit_code == 143 and stopped.value.cause == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
+    with pytest.raises(Stopped, match="SIGINT"):
+        with stop_requests():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # a stop does not wait for anything else
+
+
+def test_skip_lines_counts_n_best_indices_from_the_file_start_and_gzip_is_read(translator_checkpoint, tmp_path, capsys):
+    sentences = toy_pairs(6, seed=2)[0]
+    packed = tmp_path / "input.en"  # gzip under a plain name
+    packed.write_bytes(gzip.compress("".join(s + "\n" for s in sentences).encode()))
+    options = ["translate", "--checkpoint", str(translator_checkpoint), "--beam-size", "3", "--n-best", "2"]
+    assert zoo_here(*options, "--input", str(packed)) == (0, "")
+    whole = capsys.readouterr().out.splitlines()
+    assert zoo_here(*options, "--input", str(packed), "--skip-lines", "4") == (0, "")
+    assert capsys.readouterr().out.splitlines() == whole[8:] and whole[8].startswith("4 ||| ")
+    plain = "".join(s + "\n" for s in sentences)
+    assert zoo_here(*options, stdin=plain) == (0, "") and capsys.readouterr().out.splitlines() == whole
+
+
+def test_a_reader_that_leaves_ends_generate_quietly():
+    command = [sys.executable, "-m", "zoo", "generate", "--pretrained", "char-rnn-shakespeare", "--length", "20"]
+    process = subprocess.Popen(command, cwd=REPO, env=_zoo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # `| head` that has read what it wanted
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    err = process.stderr.read().decode()
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err
