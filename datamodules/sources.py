@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from datamodules.file_modes import give_default_modes
+
 GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of a gzip file: read as gzip whatever its name
 
 
@@ -83,6 +85,7 @@ def download(url: str, target: Path, sha256: str | None) -> None:
                 out.write(chunk)
         if sha256 and digest.hexdigest() != sha256:
             raise CorpusError(f"sha256 mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
+        give_default_modes(Path(partial))  # mkstemp's file is private; a shared cache must be readable
         os.replace(partial, target)
     except OSError as error:  # URLError, timeouts and disk errors are all OSErrors
         raise CorpusError(f"could not download {url}: {error}") from error

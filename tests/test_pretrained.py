@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import stat
+import subprocess
 
 import pytest
 import torch
@@ -83,6 +85,49 @@ def test_a_bundle_with_one_flipped_byte_is_refused(tmp_path, translator, name):
     (folder / name).write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=f"{name} does not match its sha256 in SHA256SUMS"):
         load_pretrained(folder)
+
+
+def test_a_bundle_without_checksums_is_refused_and_the_fix_given_works(tmp_path, translator):
+    folder = export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), tmp_path / "bundle")
+    (folder / "SHA256SUMS").unlink()
+    with pytest.raises(CheckpointError, match="has no SHA256SUMS, so a damaged or altered file") as error:
+        load_pretrained(folder)
+    command = str(error.value).split("list them: ")[1]
+    assert subprocess.run(command, shell=True).returncode == 0  # what the user who trusts the files runs
+    assert load_pretrained(folder).translate(["a man runs"]) == translator.translate(["a man runs"])
+
+
+def test_exports_get_the_users_file_modes(tmp_path, char_rnn):
+    old = os.umask(0o022)
+    try:
+        folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        name: 0o644 for name in ("README.md", "SHA256SUMS", "config.json", "model.safetensors")
+    }
+
+
+def test_an_output_folder_that_cannot_be_written_is_named_not_our_staging_path(tmp_path, char_rnn, capsys):
+    checkpoint = save_checkpoint(char_rnn, tmp_path / "m.ckpt")
+    (tmp_path / "notes").write_text("a file, where a folder was meant")
+    code, message = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "notes" / "bundle"))
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot write {tmp_path / 'notes' / 'bundle'}" in err and "Fix: choose an --out" in err
+    assert ".partial" not in err and ".replaced" not in err
+    if os.geteuid() == 0:
+        return  # root writes into read-only folders: the rest cannot be shown here
+    locked = tmp_path / "locked"
+    export_bundle(checkpoint, locked / "bundle")
+    locked.chmod(0o555)
+    try:
+        code, _ = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(locked / "bundle"), "--force")
+    finally:
+        locked.chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot write {locked / 'bundle'}" in err and ".replaced" not in err
+    assert isinstance(load_pretrained(locked / "bundle"), CharRNN)  # the old bundle is still there, whole
 
 
 def test_the_shipped_bundles_carry_their_checksums():

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO, _zoo_env, toy_pairs, zoo_here
 from zoo.cli.stop_signals import Stopped, stop_requests
-from zoo.cli.translate import CHUNK_BATCHES
+from zoo.cli.translate import CHUNK_BATCHES, translate_chunks
 
 BATCH = 2
 CHUNK = CHUNK_BATCHES * BATCH  # input lines per chunk
@@ -33,8 +33,8 @@ def test_lines_come_out_as_they_are_done_and_ctrl_c_leaves_an_aligned_prefix(tra
     process = start_translate(translator_checkpoint)
     process.stdin.write("".join(s + "\n" for s in sentences[:CHUNK]))
     process.stdin.flush()  # and left open: more could come
-    out = [process.stdout.readline() for _ in range(CHUNK)]  # would block forever if nothing came before the end
-    assert out == [t + "\n" for t in expected[:CHUNK]]
+    out = [process.stdout.readline() for _ in range(BATCH)]  # the first chunk; blocks forever if nothing came
+    assert out == [t + "\n" for t in expected[:BATCH]]
     process.stdin.write("".join(s + "\n" for s in sentences[CHUNK:]))
     process.stdin.close()
     out.append(process.stdout.readline())  # it is translating the rest
@@ -43,7 +43,7 @@ def test_lines_come_out_as_they_are_done_and_ctrl_c_leaves_an_aligned_prefix(tra
     out = "".join(out) + process.stdout.read()
     err = process.stderr.read().strip()
     done = len(out.splitlines())
-    assert CHUNK < done < len(sentences) and out.endswith("\n")
+    assert BATCH < done < len(sentences) and out.endswith("\n")
     assert out.splitlines() == expected[:done]  # complete and aligned: line i is input line i's translation
     assert err.endswith(
         f"stopped by Ctrl-C (SIGINT): the translations of input lines 1-{done} are written, each complete. "
@@ -92,3 +92,20 @@ def test_a_reader_that_leaves_ends_generate_quietly():
     assert process.wait(timeout=120) == 128 + signal.SIGPIPE
     err = process.stderr.read().decode()
     assert "Broken pipe" not in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_memory_holds_one_chunk_whatever_the_input_size(translator):
+    read = 0
+
+    def lines():
+        nonlocal read
+        for sentence in toy_pairs(5 * CHUNK_BATCHES * 4, seed=3)[0]:
+            read += 1
+            yield sentence
+
+    sizes, out = [], 0
+    for chunk in translate_chunks(translator, lines(), 4, {"strategy": "greedy", "n_best": 1, "max_len": 3}):
+        assert read - out <= CHUNK_BATCHES * 4  # lines read and not yet handed out: at most one chunk
+        sizes.append(len(chunk))
+        out += len(chunk)
+    assert out == read and sizes[:5] == [4, 8, 16, 32, 64]  # the first lines come out after one batch

@@ -158,8 +158,8 @@ def translate_chunks(
     name: str = "input",
     first: int = 0,
 ) -> Iterator[list[str]]:
-    """Translations in input order, a chunk of ``CHUNK_BATCHES * batch_size`` input lines at a time (so
-    memory holds one chunk, whatever the input's size): a list per chunk, one entry per input line (``n_best``
+    """Translations in input order, a chunk of at most ``CHUNK_BATCHES * batch_size`` input lines at a time
+    (so memory holds one chunk, whatever the input's size): a list per chunk, one entry per input line (``n_best``
     > 1: n lines 'i ||| text ||| score', i counting input lines from 0, the ``first`` skipped ones included).
     Inside a chunk, batches hold sentences of similar length (less padding). A line with nothing to translate
     gives an empty entry; a line longer than the model reads (``max_source_tokens``) is, by ``too_long``:
@@ -168,7 +168,7 @@ def translate_chunks(
     is not UTF-8) or a long line under ``error`` is raised once every line before it is yielded: what was
     yielded is always a complete, aligned prefix of the output."""
     progress = None
-    for chunk, error in _chunks(lines, CHUNK_BATCHES * batch_size):
+    for chunk, error in _chunks(lines, batch_size):
         lengths = model.source_lengths(chunk)
         room = model.max_source_tokens - 1  # and one <eos>
         long = [i for i, n in enumerate(lengths) if n > room]
@@ -204,16 +204,18 @@ def translate_chunks(
         progress.close()
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[tuple[list[str], InputError | None]]:
-    """``lines`` in lists of ``size``; an InputError while reading ends the input, handed on with the lines
-    read before it."""
+def _chunks(lines: Iterable[str], batch_size: int) -> Iterator[tuple[list[str], InputError | None]]:
+    """``lines`` in lists of one batch, then two, four, ... up to ``CHUNK_BATCHES`` batches: the first lines
+    come out at once, later chunks give the length sort room. An InputError while reading ends the input,
+    handed on with the lines read before it."""
     chunk: list[str] = []
+    size = batch_size
     try:
         for line in lines:
             chunk.append(line)
             if len(chunk) == size:
                 yield chunk, None
-                chunk = []
+                chunk, size = [], min(2 * size, CHUNK_BATCHES * batch_size)
     except InputError as error:
         yield chunk, error
         return

@@ -7,7 +7,8 @@
     SHA256SUMS          the sha256 of each file above but the card (`sha256sum -c SHA256SUMS` checks by hand)
 
 Loading a bundle reads JSON and safetensors only: nothing is unpickled, so a bundle cannot
-run code; every file is checked against SHA256SUMS first, so a damaged one is never loaded.
+run code; every file is checked against SHA256SUMS first, so a damaged one is never loaded, and a
+bundle without SHA256SUMS is refused (the user who trusts its files lists them with `sha256sum`).
 `zoo export` writes one from a `zoo fit` checkpoint, into a new folder (or, with ``force``,
 replacing one) all at once: a folder holds a whole bundle or none.
 """
@@ -18,13 +19,13 @@ import hashlib
 import json
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import lightning as L
 import safetensors.torch
 import torch
 
+from datamodules.file_modes import give_default_modes
 from zoo.hub.checkpoints import (
     CheckpointError,
     build_model,
@@ -63,8 +64,7 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
     out = refuse_to_overwrite(out, force)
     checkpoint = read_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint, checkpoint_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    staging = staging_folder(out)
     try:
         write_bundle_files(staging, model, checkpoint, dtype)
         replace_folder(staging, out)
@@ -111,15 +111,40 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
     write_checksums(folder)
 
 
+def staging_folder(out: Path) -> Path:
+    """A new private folder beside ``out``, to write an export into before ``replace_folder`` puts it there."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    except OSError as error:
+        raise not_writable(out, error) from error
+
+
+def not_writable(out: Path, error: OSError) -> CheckpointError:
+    """Names the user's folder, not our staging path inside it."""
+    parent = out.resolve().parent
+    return CheckpointError(
+        f"cannot write {out}: {error.strerror or error} in {parent}. Fix: choose an --out in a folder you can "
+        f"write to, or make {parent} writable (and {out} too, to replace it with --force)."
+    )
+
+
 def replace_folder(new: Path, target: Path) -> None:
     """Put the folder ``new`` at ``target`` by renames, so that ``target`` is never half written; an existing
-    ``target`` is moved aside first and deleted only once ``new`` stands in its place."""
+    ``target`` is moved aside first and deleted only once ``new`` stands in its place. ``new`` gets the
+    modes the user's umask gives (a staging folder is private to the user)."""
+    give_default_modes(new)
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.replaced")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    new.rename(target)
+    try:
+        if target.exists():
+            old = target.with_name(f".{target.name}.replaced")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        new.rename(target)
+    except OSError as error:
+        if old is not None and old.exists() and not target.exists():
+            old.rename(target)  # the user's folder stays as it was
+        raise not_writable(target, error) from error
     if old is not None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
 
@@ -140,15 +165,16 @@ def write_checksums(folder: Path) -> None:
 
 
 def verify_checksums(folder: Path) -> None:
-    """Every file SHA256SUMS lists is present and unchanged; a bundle without SHA256SUMS (written before
-    bundles carried one) loads with a warning."""
+    """Every file SHA256SUMS lists is present and unchanged. A bundle without SHA256SUMS is refused (its
+    files could be damaged unseen); the user who trusts them opts in by listing them, as the message says."""
     listing = folder / CHECKSUMS
     if not listing.is_file():
-        warnings.warn(
-            f"{folder} has no {CHECKSUMS} (an older bundle), so its files cannot be checked. "
-            f"Fix: export it again with `zoo export`."
+        files = " ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CARD))
+        raise CheckpointError(
+            f"{folder} has no {CHECKSUMS}, so a damaged or altered file in it would go unnoticed. Fix: export it "
+            f"again with `zoo export`, or, if you trust its files as they are, list them: "
+            f"(cd {folder} && sha256sum {files} > {CHECKSUMS})"
         )
-        return
     listed = {}
     for line in listing.read_text(encoding="utf-8").splitlines():
         digest, _, name = line.partition("  ")

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
-from zoo.hub.bundles import refuse_to_overwrite, replace_folder
+from zoo.hub.bundles import refuse_to_overwrite, replace_folder, staging_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.interop.transformers_export import export_card, export_transformers
 
@@ -53,8 +52,7 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
     ``quantization`` (e.g. int8) stores the weights so."""
     ctranslate2 = require_ctranslate2()
     out = refuse_to_overwrite(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    work = staging_folder(out)
     try:
         hf_folder = export_transformers(model, work / "transformers")
         converter = ctranslate2.converters.TransformersConverter(str(hf_folder), copy_files=["tokenizer.json"])

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, processors
 
-from zoo.hub.bundles import refuse_to_overwrite, replace_folder
+from zoo.hub.bundles import refuse_to_overwrite, replace_folder, staging_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.model_card import card_metadata, languages_of, limits_section, render
 
@@ -237,8 +236,7 @@ def export_transformers(model, out: str | Path, force: bool = False) -> Path:
     """Write ``model`` as a transformers folder at ``out`` (new or empty unless ``force``), all at once."""
     out = refuse_to_overwrite(out, force)
     pegasus = to_pegasus(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    staging = staging_folder(out)
     try:
         pegasus.save_pretrained(staging)
         fast_tokenizer(model).save_pretrained(staging)
