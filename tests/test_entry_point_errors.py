@@ -3,12 +3,13 @@ traceback is there for bug reports with ZOO_TRACEBACK=1. (In this process: each 
 
 import json
 import pickle
+import re
 
 import pytest
 import torch
 
 from tests.conftest import REPO, save_checkpoint, toy_data_args, zoo_here
-from zoo import CharRNN
+from zoo import CharRNN, TransformerLM
 from zoo.hub.bundles import export_bundle, write_checksums
 
 STATEFUL = str(REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml")
@@ -49,6 +50,21 @@ def test_inference_commands(char_checkpoint, tmp_path, capsys):
     for command in ("generate", "translate", "export"):
         extra = ["--out", str(tmp_path / "out")] if command == "export" else []
         assert "truncated, corrupt" in one_clean_line(capsys, command, "--checkpoint", str(truncated), *extra)
+
+
+def test_each_fix_for_a_prompt_too_long_for_the_context_works(tmp_path, capsys):
+    torch.manual_seed(0)
+    lm = TransformerLM(len(VOCAB), VOCAB, d_model=16, heads=2, layers=1, ffn_dim=32, max_positions=32)
+    command = ["generate", "--checkpoint", str(save_checkpoint(lm, tmp_path / "lm.ckpt"))]
+    prompt = ("ROMEO: " * 6)[:40]
+    message = one_clean_line(capsys, *command, "--prompt", prompt, "--length", "10")
+    assert "exceeds this model's 32 positions" in message and "at most -" not in message
+    keep = int(re.search(r"shorten the prompt to at most (\d+) tokens", message)[1])
+    assert zoo_here(*command, "--prompt", prompt[-keep:], "--length", "10") == (0, "")
+    message = one_clean_line(capsys, *command, "--prompt", prompt[:10], "--length", "40")
+    fewer = int(re.search(r"ask for at most (\d+) new tokens", message)[1])
+    assert zoo_here(*command, "--prompt", prompt[:10], "--length", str(fewer)) == (0, "")
+    assert len(capsys.readouterr().out) == 10 + fewer + 1  # the prompt, the new text and a newline
 
 
 def test_a_bundle_whose_config_has_an_unknown_argument(char_checkpoint, tmp_path, capsys):

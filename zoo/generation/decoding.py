@@ -126,7 +126,8 @@ class DecodingMixin(ABC):
             if src is None:  # a language model asked for more text than it can hold
                 raise ValueError(
                     f"a prompt of {prompt.shape[1]} tokens plus {max_len} new ones exceeds this model's "
-                    f"{context} positions. Fix: ask for at most {max(room, 0)} new tokens or shorten the prompt."
+                    f"{context} positions (prompt and new tokens together; a char model's tokens are characters). "
+                    f"Fix: {_fitting_lengths(prompt.shape[1], max_len, context)}."
                 )
             max_len = room  # translation: max_len is only a ceiling
         limits = torch.full((batch_size,), max_len, dtype=torch.long, device="cpu")  # read by the host's loop
@@ -145,3 +146,14 @@ class DecodingMixin(ABC):
                 f"max_len_b {opts.max_len_b}) is below min_len {opts.min_len} or 1. Fix: raise max_len_b or max_len."
             )
         return limits
+
+
+def _fitting_lengths(prompt: int, new: int, context: int) -> str:
+    """What to ask for instead when ``prompt`` + ``new`` - 1 tokens exceed ``context``: only fixes that fit."""
+    fixes = []
+    if context - prompt + 1 >= 1:
+        fixes.append(f"ask for at most {context - prompt + 1} new tokens")
+    if context - new + 1 >= 1:
+        fixes.append(f"shorten the prompt to at most {context - new + 1} tokens (its end)")
+    half = context // 2
+    return " or ".join(fixes) or f"shorten the prompt to at most {half} tokens and ask for at most {context - half + 1}"
