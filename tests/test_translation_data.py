@@ -80,7 +80,7 @@ def test_separate_vocabularies_and_tsv_and_hf_folder_sources(toy_folder, tmp_pat
 def test_multi30k_tokenizer_round_trip_and_setup(shared_data, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(shared_data))
     dm = TranslationDataModule("multi30k", pair="en-fr", vocab_size=8000)
-    dm.setup("fit")
+    dm.setup()
     assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [29000, 1014, 1000]
     tokenizer = dm.tokenizers[1]
     for sentence in dm.texts["val"].tgt:
