@@ -128,9 +128,7 @@ def main() -> None:
                 }
             )
             path.unlink()
-    print(
-        f"model alone: {base:.0f} MB resident; below, memory above that. Streaming runs {seconds:.0f} s, then SIGINT."
-    )
+    print(f"peak resident MB (the model alone: {base:.0f}); streaming runs {seconds:.0f} s, then SIGINT")
     print(
         f"{'input':>6} {'lines':>9} {'streaming MB':>13} {'read-all MB':>12} {'first line s':>13} {'written':>8} {'rc':>4} {'whole':>6}"
     )

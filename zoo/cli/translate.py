@@ -20,7 +20,10 @@ from zoo.hub.pretrained import load_for_command
 from zoo.modules.int8 import int8_copy
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
-CHUNK_BATCHES = 16  # batches per chunk: lines are read, length-sorted, translated and written a chunk at a time
+# Lines are read, length-sorted, translated and written a chunk at a time: the first chunk is one batch (its
+# lines come out at once), the others this many batches (sorting 2,048 lines pads sources 5% more than
+# sorting a whole 20,000-line input, where 16 batches pad 10% more).
+CHUNK_BATCHES = 32
 OPTIONS = ["beam_size", "n_best", "max_len_a", "max_len_b", "length_penalty"]
 
 
@@ -205,9 +208,9 @@ def translate_chunks(
 
 
 def _chunks(lines: Iterable[str], batch_size: int) -> Iterator[tuple[list[str], InputError | None]]:
-    """``lines`` in lists of one batch, then two, four, ... up to ``CHUNK_BATCHES`` batches: the first lines
-    come out at once, later chunks give the length sort room. An InputError while reading ends the input,
-    handed on with the lines read before it."""
+    """``lines`` in lists of one batch, then of ``CHUNK_BATCHES`` batches: the first lines come out at once,
+    the later chunks give the length sort room. An InputError while reading ends the input, handed on with
+    the lines read before it."""
     chunk: list[str] = []
     size = batch_size
     try:
@@ -215,7 +218,7 @@ def _chunks(lines: Iterable[str], batch_size: int) -> Iterator[tuple[list[str], 
             chunk.append(line)
             if len(chunk) == size:
                 yield chunk, None
-                chunk, size = [], min(2 * size, CHUNK_BATCHES * batch_size)
+                chunk, size = [], CHUNK_BATCHES * batch_size
     except InputError as error:
         yield chunk, error
         return
