@@ -19,9 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 class CheckpointOnError(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn != "fit" or trainer.global_step == 0 or not trainer.is_global_zero:
-            return
-        if trainer.world_size > 1:
+        if trainer.state.fn != "fit" or trainer.global_step == 0 or trainer.world_size > 1:
             return
         path = self.path(trainer)
         try:

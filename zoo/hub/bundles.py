@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -169,11 +170,11 @@ def verify_checksums(folder: Path) -> None:
     files could be damaged unseen); the user who trusts them opts in by listing them, as the message says."""
     listing = folder / CHECKSUMS
     if not listing.is_file():
-        files = " ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CARD))
+        files = " ".join(shlex.quote(p.name) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CARD)
         raise CheckpointError(
             f"{folder} has no {CHECKSUMS}, so a damaged or altered file in it would go unnoticed. Fix: export it "
             f"again with `zoo export`, or, if you trust its files as they are, list them: "
-            f"(cd {folder} && sha256sum {files} > {CHECKSUMS})"
+            f"(cd {shlex.quote(str(folder))} && sha256sum {files} > {CHECKSUMS})"
         )
     listed = {}
     for line in listing.read_text(encoding="utf-8").splitlines():
