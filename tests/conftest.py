@@ -118,7 +118,7 @@ def only(paths):
     return paths[0]
 
 
-def save_checkpoint(model, path):
+def save_checkpoint(model, path, global_step: int = 99):
     """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
     from zoo.hub.checkpoints import public_class_path
 
@@ -127,7 +127,7 @@ def save_checkpoint(model, path):
         "state_dict": model.state_dict(),
         "hyper_parameters": hparams,
         "epoch": 3,
-        "global_step": 99,
+        "global_step": global_step,
         "pytorch-lightning_version": lightning.__version__,
     }
     torch.save(checkpoint, path)

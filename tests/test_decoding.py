@@ -219,6 +219,17 @@ def first_tokens(**options):
     return {int(h[0].tokens[0]) for h in hypotheses}
 
 
+def test_top_k_keeps_every_token_tied_with_the_kth_in_every_row():
+    from zoo.generation.options import DecodingOptions
+    from zoo.generation.sequential_decoding import choose
+
+    # Row 0: the 2nd and 3rd tokens tie at the k-th (k = 2) place; row 1: the same values, another order.
+    probs = torch.tensor([[0.4, 0.25, 0.25, 0.1], [0.25, 0.1, 0.4, 0.25]])
+    log_probs = probs.log().repeat(500, 1)
+    tokens = choose(log_probs, DecodingOptions(strategy="sample", top_k=2), torch.Generator().manual_seed(0))
+    assert set(tokens[0::2].tolist()) == {0, 1, 2} and set(tokens[1::2].tolist()) == {0, 2, 3}  # never the 0.1
+
+
 def test_sampling_stays_inside_top_k_and_top_p_and_repeats_with_a_seed():
     assert first_tokens(seed=0) == {EOS, A, B}  # the full support: probabilities .1 .5 .4
     assert first_tokens(seed=0, top_k=2) == {A, B}

@@ -15,6 +15,21 @@ class StateProbe(CharRNN):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.log_of_states = []
+        self.gradient_norms = {"accumulated": [], "stepped": []}  # per optimizer step: before and after clipping
+
+    def on_before_optimizer_step(self, optimizer) -> None:  # the accumulated gradients, before clipping
+        self.gradient_norms["accumulated"].append(self._gradient_norm())
+
+    def configure_optimizers(self):
+        optimizer = super().configure_optimizers()
+        # After the step the gradients it used are still there (Lightning runs the closure inside step()).
+        optimizer.register_step_post_hook(lambda *_: self.gradient_norms["stepped"].append(self._gradient_norm()))
+        return optimizer
+
+    def _gradient_norm(self) -> float:
+        return float(
+            torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.parameters() if p.grad is not None]))
+        )
 
     def _loss(self, batch):
         start = self.hidden_state
@@ -31,7 +46,7 @@ class StateProbe(CharRNN):
         return loss
 
 
-def fit(corpus, callback_mode, data_mode="stateful", **trainer_kwargs):
+def fit(corpus, callback_mode, data_mode="stateful", probe: list | None = None, **trainer_kwargs):
     L.seed_everything(0)
     dm = CharDataModule(str(corpus), mode=data_mode, seq_len=16, batch_size=4)
     model = StateProbe(dm.vocab_size, dm.vocab, hidden_size=16, num_layers=1)
@@ -45,6 +60,8 @@ def fit(corpus, callback_mode, data_mode="stateful", **trainer_kwargs):
         enable_model_summary=False,
     )
     trainer.fit(model, dm)
+    if probe is not None:
+        probe.append(model)
     return model.log_of_states
 
 
@@ -67,6 +84,7 @@ def test_preserve_carries_the_detached_state_and_resets_each_epoch(small_corpus)
 
 def test_reset_starts_every_batch_from_zero(small_corpus):
     log = fit(small_corpus, "reset", data_mode="stateless")
+    assert [entry["stage"] for entry in log].count("train") == 12 and len(log) == 12 + 2 * 2  # and validation
     assert all(entry["start"] is None for entry in log)
 
 
@@ -82,10 +100,15 @@ def test_validation_runs_on_its_own_state_and_leaves_training_state_untouched(sm
 
 
 def test_works_with_gradient_accumulation_and_clipping(small_corpus):
-    log = train_entries(fit(small_corpus, "preserve", accumulate_grad_batches=3, gradient_clip_val=0.5))
+    probe = []
+    log = train_entries(fit(small_corpus, "preserve", probe=probe, accumulate_grad_batches=3, gradient_clip_val=0.1))
     assert len(log) == 12
     assert all(not entry["start_has_graph"] for entry in log)
-    assert torch.equal(log[4]["start"]["c"], log[3]["end"]["c"])
+    assert torch.equal(log[4]["start"]["c"], log[3]["end"]["c"])  # carried across a batch without a step
+    norms = probe[0].gradient_norms
+    assert len(norms["stepped"]) == 12 // 3  # one optimizer step per 3 batches (per epoch: 6 batches, 2 steps)
+    assert min(norms["accumulated"]) > 0.1  # so clipping had work to do ...
+    assert all(norm <= 0.1 + 1e-5 for norm in norms["stepped"])  # ... and every step saw clipped gradients
 
 
 def test_a_module_trained_without_the_callback_gets_a_clear_error(small_corpus):

@@ -275,15 +275,15 @@ def test_checkpoint_average_is_the_elementwise_mean_and_loads(tmp_path):
     with torch.no_grad():
         for p in second.parameters():
             p.add_(torch.randn_like(p))
-    path = average_checkpoints(
-        [save_checkpoint(first, tmp_path / "a.ckpt"), save_checkpoint(second, tmp_path / "b.ckpt")],
-        tmp_path / "avg.ckpt",
-    )
+    snapshots = [save_checkpoint(first, tmp_path / "a.ckpt", 100), save_checkpoint(second, tmp_path / "b.ckpt", 200)]
+    path = average_checkpoints(snapshots, tmp_path / "avg.ckpt")
     for averaged in (load_model(path), Transformer.load_from_checkpoint(path)):
         for name, value in averaged.state_dict().items():
             assert torch.allclose(value, (first.state_dict()[name] + second.state_dict()[name]) / 2, atol=1e-6), name
     saved = read_checkpoint(path)
-    assert (saved["global_step"], saved["averaged_checkpoints"]) == (99, 2)  # the last snapshot's step
+    assert (saved["global_step"], saved["averaged_checkpoints"]) == (200, 2)  # the last snapshot's step
+    reversed_order = read_checkpoint(average_checkpoints(snapshots[::-1], tmp_path / "avg2.ckpt"))
+    assert reversed_order["global_step"] == 100
     with pytest.raises(CheckpointError, match="other hyperparameters"):
         average_checkpoints(
             [save_checkpoint(tiny(ffn_dim=32), tmp_path / "c.ckpt"), tmp_path / "a.ckpt"], tmp_path / "bad.ckpt"

@@ -61,6 +61,7 @@ def choose(log_probs: torch.Tensor, opts: DecodingOptions, generator: torch.Gene
     logits = log_probs / opts.temperature
     if opts.top_k is not None and opts.top_k < logits.shape[-1]:
         kth = logits.topk(opts.top_k, dim=-1).values[:, -1:]  # (R, 1)
+        # Tokens tied with the k-th all stay: which of equals to drop would depend on their order in the vocabulary.
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if opts.top_p is not None and opts.top_p < 1:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
