@@ -8,12 +8,14 @@ several epochs, and the kill comes in the middle of one.
 """
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
 from lightning import LightningDataModule
+from lightning.pytorch.callbacks import Callback
 
 from tests.conftest import run_zoo, start_zoo
 from zoo.hub.checkpoints import read_checkpoint
@@ -58,15 +60,31 @@ def fit(config: str, *args: str, cwd) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def fit_and_kill(config: str, checkpoint, cwd) -> None:
-    """Start a run and SIGKILL it once ``checkpoint`` exists (it may have finished by then: no matter)."""
-    process = start_zoo("fit", "--config", config, cwd=cwd)
+class PauseAtStep(Callback):
+    """Holds the run still when ``step`` optimizer steps are done (their checkpoint written), so that the test
+    kills it exactly there: mid-epoch, with more to do, never after it ended."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            time.sleep(3600)
+
+
+def fit_and_kill(config: str, step: int, checkpoint, cwd) -> None:
+    """Start a run that pauses once ``step`` steps are done, and SIGKILL it there."""
+    paused = yaml.safe_load(open(config))
+    paused["trainer"]["callbacks"].append({"class_path": f"{__name__}.PauseAtStep", "init_args": {"step": step}})
+    paused_config = Path(config).with_name("paused.yaml")
+    paused_config.write_text(yaml.safe_dump(paused))
+    process = start_zoo("fit", "--config", str(paused_config), cwd=cwd)
     deadline = time.monotonic() + 600
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # (polling for a file: the child has no other way to say it is there)
+    assert checkpoint.exists() and process.poll() is None, f"the run ended (rc {process.poll()}) before step {step}"
     process.kill()
     process.wait()
-    assert checkpoint.exists()
 
 
 def assert_same_weights(a, b) -> None:
@@ -95,7 +113,7 @@ def check_resume(tmp_path, make_config, resume_step: int, batches: int, mid_epoc
     killed_folder = tmp_path / "killed"
     killed = make_config(killed_folder)
     resume_from = killed_folder / f"step={resume_step}.ckpt"
-    fit_and_kill(killed, resume_from, cwd=tmp_path)
+    fit_and_kill(killed, resume_step, resume_from, cwd=tmp_path)
     for later in killed_folder.glob("*.ckpt"):  # what the killed run wrote after the resume point goes
         if later != resume_from:
             later.unlink()
