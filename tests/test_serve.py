@@ -5,7 +5,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -62,12 +61,11 @@ def page_url():
     )
     try:
         assert server.stdout.readline().startswith(f"zoo serve: 2 model(s) on http://127.0.0.1:{port}")
-        for _ in range(120):  # the page comes up a few seconds after the models have loaded
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        ready = server.stdout.readline()  # blocks until the server says the page is up, or exits
+        assert ready.strip() == "zoo serve: the page is up", (
+            f"zoo serve ended (rc {server.poll()}) before its page came up"
+        )
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)  # and it answers
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()

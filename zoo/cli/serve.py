@@ -65,6 +65,15 @@ def serve_main(argv: list[str]) -> None:
     page = build_page(served)
     print(f"zoo serve: {len(served)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     try:
-        page.launch(server_name=args.host, server_port=args.port, share=False, quiet=True, show_error=False)
+        page.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=False,
+            quiet=True,
+            show_error=False,
+            prevent_thread_lock=True,
+        )
     except OSError as error:  # the port is taken
         parser.exit(2, f"zoo serve: error: {error}. Fix: choose another --port.\n")
+    print("zoo serve: the page is up", flush=True)  # (scripts and tests wait for this line)
+    page.block_thread()
