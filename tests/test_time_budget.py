@@ -48,10 +48,14 @@ def test_a_scheduler_rate_is_scaled_afresh_at_every_step():
 
 class RecordRates(Callback):
     def __init__(self):
-        self.rates = []
+        self.rates, self.starts, self.end = [], [], None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+        self.starts.append(time.monotonic())
+
+    def on_train_end(self, trainer, pl_module):
+        self.end = time.monotonic()
 
 
 def fit(corpus, **trainer_options):
@@ -67,16 +71,20 @@ def fit(corpus, **trainer_options):
         **trainer_options,
     )
     trainer.fit(model, dm)
-    return record.rates
+    return record
 
 
 def test_a_real_run_ends_annealed_when_its_time_is_up(small_corpus):
-    rates = fit(small_corpus, max_time={"seconds": 3})
-    assert rates[0] == 0.01 and len(rates) > 20
+    record = fit(small_corpus, max_time={"seconds": 3})
+    rates = record.rates
+    assert rates[0] == 0.01 and min(rates) < 0.01  # it decayed, however many steps a loaded CPU managed
     assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
-    assert rates[-1] < 0.1 * 0.01  # the last step ran at under a tenth of the rate
+    # The last step started with at most its own duration left of the 3 s (the Timer stops the run after it),
+    # so its rate is at most that share of the 1.5 s decay phase (plus the gap between two clocks' starts).
+    last_step = record.end - record.starts[-1]
+    assert rates[-1] <= 0.01 * (last_step + 0.1) / 1.5
 
 
 def test_without_a_time_budget_it_says_what_to_set(small_corpus):
     with pytest.raises(ValueError, match="Fix: set trainer.max_time"):
-        fit(small_corpus, max_steps=3)
+        fit(small_corpus, max_steps=3)  # (refused at setup, before the first step)
