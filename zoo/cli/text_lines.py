@@ -34,7 +34,11 @@ def input_name(path: Path | None) -> str:
 
 def open_input(path: Path | None) -> BinaryIO:
     """``path`` (stdin when None) as a binary stream, decompressed when it is gzip."""
-    stream = open(path, "rb") if path is not None else sys.stdin.buffer
+    if path is not None:
+        with open(path, "rb") as probe:
+            packed = probe.read(2) == GZIP_MAGIC
+        return gzip.open(path, "rb") if packed else open(path, "rb")
+    stream = sys.stdin.buffer
     if not hasattr(stream, "peek"):  # (a BytesIO standing in for stdin, say)
         stream = io.BufferedReader(stream)
     return gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == GZIP_MAGIC else stream
