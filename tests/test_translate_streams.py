@@ -82,6 +82,9 @@ def test_skip_lines_counts_n_best_indices_from_the_file_start_and_gzip_is_read(t
     whole = capsys.readouterr().out.splitlines()
     assert zoo_here(*options, "--input", str(packed), "--skip-lines", "4") == (0, "")
     assert capsys.readouterr().out.splitlines() == whole[8:] and whole[8].startswith("4 ||| ")
+    assert zoo_here(*options, "--input", str(packed), "--skip-lines", "6") == (0, "")  # a finished job, resumed
+    out, err = capsys.readouterr()
+    assert out == "" and "--skip-lines 6 skips the whole input (6 lines): nothing was translated." in err
     plain = "".join(s + "\n" for s in sentences)
     assert zoo_here(*options, stdin=plain) == (0, "") and capsys.readouterr().out.splitlines() == whole
 

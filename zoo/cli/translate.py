@@ -103,7 +103,7 @@ def write_translations(model, args: argparse.Namespace, options: dict, written: 
     stream = open_input(args.input)
     try:
         with stop_requests() as stop:
-            lines = islice(iter_lines(stream, name), args.skip_lines, None)
+            lines = islice(written.counting(iter_lines(stream, name)), args.skip_lines, None)
             chunks = translate_chunks(model, lines, args.batch_size, options, args.too_long, name, args.skip_lines)
             for outputs in chunks:
                 with stop.deferred():  # a stop waits until these lines are out, whole
@@ -113,6 +113,12 @@ def write_translations(model, args: argparse.Namespace, options: dict, written: 
     finally:
         if args.input is not None:
             stream.close()
+    if args.skip_lines and written.read <= args.skip_lines:
+        print(
+            f"zoo translate: --skip-lines {args.skip_lines} skips the whole input ({written.read} lines): "
+            f"nothing was translated.",
+            file=sys.stderr,
+        )
 
 
 @dataclass
@@ -121,6 +127,12 @@ class Written:
 
     skipped: int
     lines: int = 0
+    read: int = 0  # input lines read, the skipped ones included
+
+    def counting(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            self.read += 1
+            yield line
 
     def resume_hint(self) -> str:
         done = self.skipped + self.lines
