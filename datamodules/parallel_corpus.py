@@ -14,13 +14,12 @@ Splits are ``train``, ``val`` and ``test``. Pairs with an empty side are skipped
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice, zip_longest
 from pathlib import Path
 
-from datamodules.sources import GZIP_MAGIC, CorpusError, RemoteFile, fetch
+from datamodules.sources import CorpusError, RemoteFile, fetch, open_bytes
 
 SPLITS = ("train", "val", "test")
 MULTI30K_LANGUAGES = ("en", "fr", "de")
@@ -177,9 +176,7 @@ def no_text_error(src_path: Path, tgt_path: Path, lines: int) -> CorpusError:
 def lines_of(path: Path) -> Iterator[str]:
     """The lines of a text file (gzip, whatever its name, or plain), without line ends, one at a time;
     invalid UTF-8 names file and line."""
-    with open(path, "rb") as probe:
-        opener = gzip.open if probe.read(2) == GZIP_MAGIC else open
-    with opener(path, "rb") as handle:
+    with open_bytes(path) as handle:
         for number, raw in enumerate(handle, 1):
             try:
                 yield raw.decode("utf-8").rstrip("\r\n")

@@ -9,6 +9,7 @@ into place only when complete, so an interrupted or corrupt download never stays
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tempfile
@@ -20,6 +21,13 @@ from pathlib import Path
 from datamodules.file_modes import give_default_modes
 
 GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of a gzip file: read as gzip whatever its name
+
+
+def open_bytes(path: Path):
+    """``path`` opened for reading bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
+    with open(path, "rb") as probe:
+        packed = probe.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if packed else open(path, "rb")
 
 
 class CorpusError(ValueError):

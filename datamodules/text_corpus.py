@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 from datamodules.shakespeare_plays import shakespeare_text
-from datamodules.sources import BUILTIN_FILES, GZIP_MAGIC, CorpusError, download, fetch, url_cache_path
+from datamodules.sources import BUILTIN_FILES, CorpusError, download, fetch, open_bytes, url_cache_path
 
 BUILTIN_TEXTS = ("shakespeare", *BUILTIN_FILES)
 
@@ -35,9 +34,8 @@ def load_text(source: str, sha256: str | None = None) -> str:
                 f"corpus {source!r} not found: it is neither a file nor a built-in source. "
                 f"Fix: pass a path to a UTF-8 text file, a URL, or one of {', '.join(BUILTIN_TEXTS)}."
             )
-    data = path.read_bytes()
-    if data[:2] == GZIP_MAGIC:
-        data = gzip.decompress(data)
+    with open_bytes(path) as file:
+        data = file.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

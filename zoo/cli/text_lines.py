@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from datamodules.sources import GZIP_MAGIC
+from datamodules.sources import GZIP_MAGIC, open_bytes
 
 # Everything str.splitlines() would break a line at: never written inside an output line.
 LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -35,9 +35,7 @@ def input_name(path: Path | None) -> str:
 def open_input(path: Path | None) -> BinaryIO:
     """``path`` (stdin when None) as a binary stream, decompressed when it is gzip."""
     if path is not None:
-        with open(path, "rb") as probe:
-            packed = probe.read(2) == GZIP_MAGIC
-        return gzip.open(path, "rb") if packed else open(path, "rb")
+        return open_bytes(path)
     stream = sys.stdin.buffer
     if not hasattr(stream, "peek"):  # (a BytesIO standing in for stdin, say)
         stream = io.BufferedReader(stream)
