@@ -91,6 +91,19 @@ def _zoo_env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
 
 
+def readline_within(stream, seconds: float, what: str) -> str:
+    """The next line of a subprocess' output, or a failure naming ``what`` was awaited once ``seconds`` pass."""
+    import threading
+
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if reader.is_alive():
+        pytest.fail(f"no line after {seconds:.0f} s while waiting for {what}")
+    return line[0]
+
+
 def zoo_here(*args: str, stdin: str | None = None) -> tuple[int, str]:
     """`zoo ARGS` in this process (no start-up cost): (exit status, the error message it exited with, or "");
     what it printed is left to capsys."""

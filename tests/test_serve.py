@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 import zoo
-from tests.conftest import REPO, _zoo_env
+from tests.conftest import REPO, _zoo_env, readline_within
 from zoo.demo import requests
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -60,8 +60,9 @@ def page_url():
         [*command, "--port", str(port)], cwd=REPO, env=_zoo_env(), stdout=subprocess.PIPE, text=True
     )
     try:
-        assert server.stdout.readline().startswith(f"zoo serve: 2 model(s) on http://127.0.0.1:{port}")
-        ready = server.stdout.readline()  # blocks until the server says the page is up, or exits
+        loaded = readline_within(server.stdout, 300, "zoo serve to load its models")
+        assert loaded.startswith(f"zoo serve: 2 model(s) on http://127.0.0.1:{port}")
+        ready = readline_within(server.stdout, 120, "zoo serve's page")  # the server says it is up, or exits
         assert ready.strip() == "zoo serve: the page is up", (
             f"zoo serve ended (rc {server.poll()}) before its page came up"
         )

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, _zoo_env, save_checkpoint, toy_pairs, zoo_here
+from tests.conftest import REPO, _zoo_env, readline_within, save_checkpoint, toy_pairs, zoo_here
 from zoo import CharRNN
 from zoo.cli.stop_signals import Stopped, stop_requests
 from zoo.cli.translate import CHUNK_BATCHES, translate_chunks
@@ -34,11 +34,12 @@ def test_lines_come_out_as_they_are_done_and_ctrl_c_leaves_an_aligned_prefix(tra
     process = start_translate(translator_checkpoint)
     process.stdin.write("".join(s + "\n" for s in sentences[:CHUNK]))
     process.stdin.flush()  # and left open: more could come
-    out = [process.stdout.readline() for _ in range(BATCH)]  # the first chunk; blocks forever if nothing came
+    # The first chunk, while stdin is still open: nothing would come before the end if it did not stream.
+    out = [readline_within(process.stdout, 120, "the first chunk's translations") for _ in range(BATCH)]
     assert out == [t + "\n" for t in expected[:BATCH]]
     process.stdin.write("".join(s + "\n" for s in sentences[CHUNK:]))
     process.stdin.close()
-    out.append(process.stdout.readline())  # it is translating the rest
+    out.append(readline_within(process.stdout, 120, "the second chunk"))  # it is translating the rest
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     out = "".join(out) + process.stdout.read()
