@@ -4,7 +4,7 @@ Models of the shipped configs' sizes (GRU, embeddings 256, hidden 512, bidirecti
 dropout 0.3, BPE 8k joint) on Multi30k en-fr training batches of at most 4000 tokens:
 Bahdanau, and Luong general with and without input feeding. Contenders per attention kind,
 same batches, Adam 1e-3 and gradient clipping at 1.0:
-  - step loop: the loss from the decoding step (``decoder_step``) called once per target
+  - step loop: the loss from the decoder run one position at a time (the decoding step) once per target
     position, which is how ``sequence_loss`` trained before it got its own lean paths;
   - model: ``Seq2Seq.sequence_loss``, what `zoo fit` trains with, same model;
   - model, tied: the same with ``tie_embeddings`` (output features of embedding_dim 256: the
@@ -43,9 +43,10 @@ def step_loop_loss(model: Seq2Seq, batch) -> tuple[torch.Tensor, torch.Tensor]:
     state = model.init_state(memory, batch["src_pad_mask"], len(batch["src"]))
     features = []
     for t in range(batch["tgt_in"].shape[1]):
-        step_features, state, _ = model.decoder_step(batch["tgt_in"][:, t], state)
+        embedded = model.dropout(model.tgt_embedding(batch["tgt_in"][:, t : t + 1]))  # (B, 1, E)
+        step_features, state, _ = model.decoder(embedded, state)  # one position: the decoding step
         features.append(step_features)
-    features = torch.stack(features, 1)  # (B, T, H)
+    features = torch.cat(features, 1)  # (B, T, F)
     real = ~batch["tgt_pad_mask"]
     logits = model.output(model.dropout(features[real]))
     return F.cross_entropy(logits, batch["tgt_out"][real], reduction="sum"), real.sum()

@@ -34,7 +34,7 @@ def no_cache_greedy(model: Transformer, src, src_pad_mask, new_tokens: int) -> t
     memory = model.encode(src, src_pad_mask)
     tokens = torch.full((len(src), 1), model.bos_id)
     for _ in range(new_tokens):
-        logits, _ = model.decode_tokens(tokens, model.init_state(memory, src_pad_mask, len(src)))
+        logits, _, _ = model.decode(tokens, model.init_state(memory, src_pad_mask, len(src)))
         tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
     return tokens[:, 1:]
 

@@ -77,7 +77,7 @@ class PlainLoop:
         ended = torch.zeros(len(sentences), dtype=torch.bool)
         out = []
         for _ in range(max(limits)):
-            logits, state = model.decode_tokens(token[:, None], state)
+            logits, state, _ = model.decode(token[:, None], state)
             token = logits[:, -1].argmax(-1)
             out.append(token)
             ended |= token == model.eos_id

@@ -32,9 +32,13 @@ class ScriptedLM(DecodingMixin, nn.Module):
     def init_state(self, memory, src_pad_mask, batch_size):
         return {"step": torch.zeros(batch_size, dtype=torch.long)}
 
-    def step(self, tokens, state):
-        probs = torch.tensor([self.table(int(s), int(p)) for s, p in zip(state["step"], tokens)])
-        return probs.log(), {"step": state["step"] + 1}
+    def decode(self, tokens, state, attention=False):
+        log_probs = []
+        for t in range(tokens.shape[1]):
+            probs = torch.tensor([self.table(int(s), int(p)) for s, p in zip(state["step"], tokens[:, t])])
+            log_probs.append(probs.log())
+            state = {"step": state["step"] + 1}
+        return torch.stack(log_probs, 1), state, None
 
 
 def run(model, **options):
@@ -177,17 +181,17 @@ class ToyAttentionSeq2Seq(DecodingMixin, nn.Module):
         start = (memory * real).sum(1) / real.sum(1)  # mean over real tokens
         return {"h": start, "memory": Static((memory, src_pad_mask))}
 
-    def step_with_attention(self, tokens, state):
+    def decode(self, tokens, state, attention=False):
         memory, pad = state["memory"].value
-        h = self.cell(self.embed(tokens), state["h"])
-        scores = torch.einsum("bsh,bh->bs", memory, h).masked_fill(pad, float("-inf"))
-        attention = scores.softmax(-1)  # (R, S)
-        context = torch.einsum("bs,bsh->bh", attention, memory)
-        log_probs = self.out(torch.cat([h, context], -1)).log_softmax(-1)
-        return log_probs, {"h": h, "memory": state["memory"]}, attention
-
-    def step(self, tokens, state):
-        return self.step_with_attention(tokens, state)[:2]
+        h, log_probs, weights = state["h"], [], []
+        for t in range(tokens.shape[1]):
+            h = self.cell(self.embed(tokens[:, t]), h)
+            scores = torch.einsum("bsh,bh->bs", memory, h).masked_fill(pad, float("-inf"))
+            weights.append(scores.softmax(-1))  # (R, S)
+            context = torch.einsum("bs,bsh->bh", weights[-1], memory)
+            log_probs.append(self.out(torch.cat([h, context], -1)).log_softmax(-1))
+        state = {"h": h, "memory": state["memory"]}
+        return torch.stack(log_probs, 1), state, torch.stack(weights, 1) if attention else None
 
 
 def test_padding_and_batch_company_do_not_change_beam_results_and_attention():

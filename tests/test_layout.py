@@ -98,17 +98,17 @@ def test_a_model_missing_part_of_a_contract_fails_when_built_and_says_what():
     from zoo.tasks.language_model import LanguageModelTask
     from zoo.tasks.translation import TranslationTask
 
-    class NoStep(zoo.DecodingMixin, torch.nn.Module):
+    class NoDecode(zoo.DecodingMixin, torch.nn.Module):
         def init_state(self, memory, src_pad_mask, batch_size):
             return torch.zeros(batch_size)
 
     class NoLoss(TranslationTask, zoo.DecodingMixin, L.LightningModule):
-        init_state, step = NoStep.init_state, lambda self, tokens, state: (tokens, state)
+        init_state, decode = NoDecode.init_state, lambda self, tokens, state, attention=False: (tokens, state, None)
 
     class NoLogits(LanguageModelTask, zoo.DecodingMixin, L.LightningModule):
-        init_state, step = NoLoss.init_state, NoLoss.step
+        init_state, decode = NoLoss.init_state, NoLoss.decode
 
-    for cls, missing in ((NoStep, "step"), (NoLoss, "sequence_loss"), (NoLogits, "language_model_logits")):
+    for cls, missing in ((NoDecode, "decode"), (NoLoss, "sequence_loss"), (NoLogits, "language_model_logits")):
         with pytest.raises(TypeError, match=f"abstract method.*{missing}"):
             cls()
 

@@ -54,7 +54,7 @@ def test_sin_only_aliases_positions_that_sin_cos_keeps_apart():
 
 def logits_of(model, batch):
     memory = model.encode(batch["src"], batch["src_pad_mask"])
-    logits, _ = model.decode_tokens(batch["tgt_in"], model.init_state(memory, batch["src_pad_mask"], len(batch["src"])))
+    logits, _, _ = model.decode(batch["tgt_in"], model.init_state(memory, batch["src_pad_mask"], len(batch["src"])))
     return logits
 
 
@@ -82,7 +82,7 @@ def test_cached_decoding_equals_a_full_forward_pass():
             one = {k: v[row : row + 1] for k, v in batch.items() if torch.is_tensor(v)}
             tgt_in = torch.cat([torch.tensor([model.bos_id]), best.tokens[:-1]])[None]
             memory = model.encode(one["src"], one["src_pad_mask"])
-            logits, _ = model.decode_tokens(tgt_in, model.init_state(memory, one["src_pad_mask"], 1))
+            logits, _, _ = model.decode(tgt_in, model.init_state(memory, one["src_pad_mask"], 1))
             full = logits[0].log_softmax(-1).gather(1, best.tokens[:, None]).sum()
             assert best.log_prob == pytest.approx(float(full), abs=1e-4)
 
@@ -224,7 +224,7 @@ def test_decoder_only_lm_cached_generation_matches_full_pass():
         results = model.generate(prompt=prompt, max_len=6, strategy=strategy, beam_size=3, length_penalty=0.0)
         for row, (best,) in enumerate(results):
             tokens = torch.cat([prompt[row], best.tokens])[None]
-            logits, _ = model.decode_tokens(tokens, model.init_state(None, None, 1))
+            logits, _, _ = model.decode(tokens, model.init_state(None, None, 1))
             log_probs = logits[0, prompt.shape[1] - 1 : -1].log_softmax(-1)
             assert best.log_prob == pytest.approx(float(log_probs.gather(1, best.tokens[:, None]).sum()), abs=1e-4)
 

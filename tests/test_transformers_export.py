@@ -33,10 +33,11 @@ def test_logits_of_the_export_equal_ours(translator, tmp_path, monkeypatch):
     assert torch.equal(batch.input_ids, ours["src"]) and torch.equal(batch.attention_mask.bool(), ~ours["src_pad_mask"])
     targets = torch.tensor([[1, 7, 9, 12, 5], [1, 30, 4, 4, 8]])
     with torch.no_grad():
-        expected, _ = translator.decode_tokens(
+        hidden, _, _ = translator.decode_hidden(
             targets,
             translator.init_state(translator.encode(ours["src"], ours["src_pad_mask"]), ours["src_pad_mask"], 2),
         )
+        expected = translator.output(hidden)  # logits, as transformers returns them
         got = hf(**batch, decoder_input_ids=targets).logits
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 

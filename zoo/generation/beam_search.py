@@ -1,15 +1,20 @@
 """Batched beam search: B inputs x K beams as one (B*K)-row program.
 
-Each step scores every (beam, token) extension, keeps the 2K best per input, finalizes
-the EOS extensions ranked within the top K, and continues with the K best non-EOS ones
-(there are always K of them among 2K: each beam contributes one EOS candidate at most).
-An input is done when it reaches its length limit (its open beams are finalized as they
-are) or when it holds ``n_best`` finished hypotheses and no open beam can still beat the
-n-th best of them, given the length penalty. Done inputs leave the batch, so later steps
-run on fewer rows; encoder memory (``nested.Static``) is expanded to beams once.
+Each step runs four helpers: ``extend`` scores every (beam, token) extension and keeps the 2K
+best per input; ``finish`` finalizes the EOS extensions ranked within the top K; ``rank``
+keeps the K best non-EOS ones (there are always K of them among 2K: each beam contributes one
+EOS candidate at most) and decides which inputs go on; ``reorder`` gathers the continuing
+beams' histories and states and runs the model one step. An input is done when it reaches its
+length limit (its open beams are finalized as they are) or when it holds ``n_best`` finished
+hypotheses and no open beam can still beat the n-th best of them, given the length penalty.
+Done inputs leave the batch, so later steps run on fewer rows; encoder memory
+(``nested.Static``) is expanded to beams once.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -42,68 +47,143 @@ class Finished:
         return best_open_log_prob / largest_penalty <= self.hypotheses[self.n_best - 1].score
 
 
-def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions):
-    B, V = start.log_probs.shape
-    K, device = opts.beam_size, start.log_probs.device
-    expand = torch.arange(B, device=device).repeat_interleave(K)
-    state, log_probs = model.reorder_state(start.state, expand), start.log_probs[expand]  # (B*K, V)
-    attention = None if start.attention is None else start.attention[expand]  # (B*K, S)
-    scores = torch.full((B, K), NEG_INF, device=device)
-    scores[:, 0] = 0  # one live beam per input at the start, so the K first picks differ
-    history = torch.zeros(B * K, 0, dtype=torch.long, device=device)
-    attention_history = None if attention is None else attention.new_zeros(B * K, 0, attention.shape[-1])
-    items = torch.arange(B, device=device)  # the input each block of K rows belongs to
+@dataclass
+class Beams:
+    """The open hypotheses: K rows per input still decoding (R inputs, R*K rows, t tokens so far)."""
+
+    items: torch.Tensor  # (R,) the input each block of K rows belongs to
+    scores: torch.Tensor  # (R, K) the log-probability of each beam so far
+    history: torch.Tensor  # (R*K, t) its tokens
+    attention_history: torch.Tensor | None  # (R*K, t, S) the attention behind them
+    log_probs: torch.Tensor  # (R*K, V) of each beam's next token
+    attention: torch.Tensor | None  # (R*K, S) behind those log-probs
+    state: Any  # the model's state, R*K rows
+
+
+@dataclass
+class Candidates:
+    """The 2K best extensions of each input's beams, best first."""
+
+    scores: torch.Tensor  # (R, 2K) log-probability of beam + token
+    rows: torch.Tensor  # (R, 2K) the beam row each one extends
+    tokens: torch.Tensor  # (R, 2K) the token it adds
+
+
+def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions) -> list[list[Hypothesis]]:
+    B = start.log_probs.shape[0]
+    beams = expand_to_beams(model, start, opts.beam_size)
     finished = [Finished(opts.n_best, opts.length_penalty) for _ in range(B)]
     host_limits = limits.tolist()
-
     for t in decoding_steps(limits, opts):
-        R = len(items)
-        allowed = mask_early_eos(log_probs, t, opts.min_len, model.eos_id)
-        # An input's 2K best extensions lie among its beams' own 2K best tokens (a beam's score shifts all of
-        # its tokens alike), so each beam ranks its tokens first and no (R*K, V) sum of scores is formed.
-        per_beam = min(2 * K, V)
-        beam_best, beam_tokens = allowed.topk(per_beam, dim=1)  # (R*K, per_beam)
-        candidates = (scores.view(R * K, 1) + beam_best).view(R, K * per_beam)
-        top_scores, top_index = candidates.topk(2 * K, dim=1)  # (R, 2K), best first
-        beam, token = top_index // per_beam, beam_tokens.view(R, K * per_beam).gather(1, top_index)
-        rows = torch.arange(R, device=device)[:, None] * K + beam  # (R, 2K) the row each candidate extends
-
-        def hypothesis_of(r: int, j: int):
-            row = int(rows[r, j])
-            tokens = torch.cat([history[row], token[r, j : j + 1]])
-            weights = None if attention is None else torch.cat([attention_history[row], attention[row : row + 1]])
-            return tokens, float(top_scores[r, j]), weights
-
-        is_eos = token == model.eos_id if model.eos_id is not None else torch.zeros_like(token, dtype=torch.bool)
-        final_eos = is_eos & (torch.arange(2 * K, device=device) < K) & (top_scores > NEG_INF)
-        for r, j in final_eos.nonzero().tolist():
-            finished[int(items[r])].add(*hypothesis_of(r, j))
-
-        # The K best non-EOS candidates continue.
-        is_open = ~is_eos
-        keep_rank = is_open & (is_open.cumsum(dim=1) <= K)
-        pick = keep_rank.nonzero()[:, 1].view(R, K)  # (R, K) candidate positions, best first
-        open_scores = top_scores.gather(1, pick)
-        open_rows, open_tokens = rows.gather(1, pick), token.gather(1, pick)
-
-        # Decided on the host, from lists read once per step (cheaper than reading tensors row by row).
-        keep_list = []
-        for r, (item, best_open) in enumerate(zip(items.tolist(), open_scores[:, 0].tolist())):
-            limit = host_limits[item]
-            if t + 1 >= limit:  # out of length: the open beams end here, unfinished
-                row_scores = top_scores[r].tolist()
-                for j in pick[r].tolist():
-                    if row_scores[j] > NEG_INF:
-                        finished[item].add(*hypothesis_of(r, j))
-            elif not finished[item].cannot_improve(best_open, t + 2, limit):
-                keep_list.append(r)
-        if not keep_list:
+        candidates = extend(beams, t, opts, model.eos_id)
+        is_eos = finish(beams, candidates, finished, model.eos_id)
+        pick, keep = rank(beams, candidates, is_eos, finished, host_limits, t)
+        if not keep:
             break
-        keep = torch.tensor(keep_list, device=device)
-        flat = open_rows[keep].flatten()  # (R' * K,) source row of every continuing beam
-        history = torch.cat([history[flat], open_tokens[keep].flatten()[:, None]], dim=1)
-        if attention is not None:
-            attention_history = torch.cat([attention_history[flat], attention[flat][:, None]], dim=1)
-        scores, items = open_scores[keep], items[keep]
-        log_probs, state, attention = start.step(open_tokens[keep].flatten(), model.reorder_state(state, flat))
+        beams = reorder(model, beams, candidates, pick, torch.tensor(keep, device=pick.device), opts)
     return [f.hypotheses[: opts.n_best] for f in finished]
+
+
+def expand_to_beams(model, start: Start, K: int) -> Beams:
+    """One input's row becomes K rows; only the first is live, so that the first K picks differ."""
+    B, device = start.log_probs.shape[0], start.log_probs.device
+    expand = torch.arange(B, device=device).repeat_interleave(K)
+    scores = torch.full((B, K), NEG_INF, device=device)
+    scores[:, 0] = 0
+    attention = None if start.attention is None else start.attention[expand]  # (B*K, S)
+    return Beams(
+        items=torch.arange(B, device=device),
+        scores=scores,
+        history=torch.zeros(B * K, 0, dtype=torch.long, device=device),
+        attention_history=None if attention is None else attention.new_zeros(B * K, 0, attention.shape[-1]),
+        log_probs=start.log_probs[expand],  # (B*K, V)
+        attention=attention,
+        state=model.reorder_state(start.state, expand),
+    )
+
+
+def extend(beams: Beams, t: int, opts: DecodingOptions, eos_id: int | None) -> Candidates:
+    """Every input's 2K best (beam, token) extensions. They lie among its beams' own 2K best tokens (a beam's
+    score shifts all of its tokens alike), so each beam ranks its tokens first and no (R*K, V) sum is formed."""
+    R, K = beams.scores.shape
+    allowed = mask_early_eos(beams.log_probs, t, opts.min_len, eos_id)
+    per_beam = min(2 * K, allowed.shape[1])
+    beam_best, beam_tokens = allowed.topk(per_beam, dim=1)  # (R*K, per_beam)
+    sums = (beams.scores.view(R * K, 1) + beam_best).view(R, K * per_beam)
+    scores, index = sums.topk(2 * K, dim=1)  # (R, 2K), best first
+    rows = torch.arange(R, device=scores.device)[:, None] * K + index // per_beam
+    return Candidates(scores, rows, beam_tokens.view(R, K * per_beam).gather(1, index))
+
+
+def hypothesis(beams: Beams, candidates: Candidates, r: int, j: int) -> tuple[torch.Tensor, float, Any]:
+    """Candidate j of input block r as (tokens, log_prob, attention), what ``Finished.add`` takes."""
+    row = int(candidates.rows[r, j])
+    tokens = torch.cat([beams.history[row], candidates.tokens[r, j : j + 1]])
+    if beams.attention is None:
+        return tokens, float(candidates.scores[r, j]), None
+    return (
+        tokens,
+        float(candidates.scores[r, j]),
+        torch.cat([beams.attention_history[row], beams.attention[row : row + 1]]),
+    )
+
+
+def finish(beams: Beams, candidates: Candidates, finished: list[Finished], eos_id: int | None) -> torch.Tensor:
+    """Finalize the EOS extensions ranked within the top K; returns which candidates are EOS (R, 2K)."""
+    K = beams.scores.shape[1]
+    if eos_id is None:
+        return torch.zeros_like(candidates.tokens, dtype=torch.bool)
+    is_eos = candidates.tokens == eos_id
+    within_k = torch.arange(2 * K, device=is_eos.device) < K
+    for r, j in (is_eos & within_k & (candidates.scores > NEG_INF)).nonzero().tolist():
+        finished[int(beams.items[r])].add(*hypothesis(beams, candidates, r, j))
+    return is_eos
+
+
+def rank(
+    beams: Beams,
+    candidates: Candidates,
+    is_eos: torch.Tensor,
+    finished: list[Finished],
+    limits: list[int],
+    t: int,
+) -> tuple[torch.Tensor, list[int]]:
+    """The K best non-EOS candidates of each input, (R, K) positions best first, and the blocks that go on: an
+    input out of length has its open beams finalized as they are; one that cannot improve is dropped."""
+    K = beams.scores.shape[1]
+    is_open = ~is_eos
+    pick = (is_open & (is_open.cumsum(dim=1) <= K)).nonzero()[:, 1].view(-1, K)  # (R, K)
+    best_open = candidates.scores.gather(1, pick[:, :1]).squeeze(1).tolist()
+    keep = []
+    for r, item in enumerate(beams.items.tolist()):  # on the host, from lists read once per step
+        if t + 1 >= limits[item]:
+            row_scores = candidates.scores[r].tolist()
+            for j in pick[r].tolist():
+                if row_scores[j] > NEG_INF:
+                    finished[item].add(*hypothesis(beams, candidates, r, j))
+        elif not finished[item].cannot_improve(best_open[r], t + 2, limits[item]):
+            keep.append(r)
+    return pick, keep
+
+
+def reorder(
+    model, beams: Beams, candidates: Candidates, pick: torch.Tensor, keep: torch.Tensor, opts: DecodingOptions
+) -> Beams:
+    """The kept inputs' K picked candidates become the beams: histories and state gathered, one model step run."""
+    rows = candidates.rows.gather(1, pick)[keep].flatten()  # (R'*K,) the beam row each new beam extends
+    tokens = candidates.tokens.gather(1, pick)[keep].flatten()  # (R'*K,)
+    attention_history = beams.attention_history
+    if beams.attention is not None:
+        attention_history = torch.cat([attention_history[rows], beams.attention[rows][:, None]], dim=1)
+    log_probs, state, attention = model.next_log_probs(
+        tokens[:, None], model.reorder_state(beams.state, rows), opts.return_attention
+    )
+    return Beams(
+        items=beams.items[keep],
+        scores=candidates.scores.gather(1, pick)[keep],
+        history=torch.cat([beams.history[rows], tokens[:, None]], dim=1),
+        attention_history=attention_history,
+        log_probs=log_probs,
+        attention=attention,
+        state=state,
+    )

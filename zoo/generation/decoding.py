@@ -1,21 +1,20 @@
 """Decoding written once for every zoo model, over the incremental-state protocol.
 
 A model implements:
-    encode(src, src_pad_mask)                    -> memory   (None for language models)
+    encode(src, src_pad_mask)                    -> memory   (default None, for language models)
     init_state(memory, src_pad_mask, batch_size) -> state    (a nest of batch-first tensors, typically a
                                                                dataclass; wrap encoder outputs in nested.Static)
-    step(tokens, state)                          -> (log_probs, state)  tokens (R,), log_probs (R, V)
+    decode(tokens, state, attention=False)       -> (log_probs, state, weights)
+        the one primitive: tokens (R, T) are the next T tokens of every row; log_probs (R, T, V) the
+        distribution of the token after each of them; state the state after all T; weights (R, T, S) the
+        attention over the source behind each position, when ``attention`` is asked and the model has it
+        (else None). A prompt is one call with T = P, a decoding step one with T = 1.
     reorder_state(state, index)                  -> state    (default: nested.gather_rows)
-optionally
-    prefill(prompt, state)  -> (log_probs, state)  the prompt (B, P) in one pass (default: P steps)
-    step_with_attention(tokens, state) -> (log_probs, state, attention (R, S))  what ``step`` does, and the
-                                      attention over the source behind these log-probs; used when
-                                      return_attention is set (default: attention None)
 and sets ``eos_id`` (None: no end token), for encoder-decoders ``bos_id``, and for models with a
 fixed number of positions ``context_size`` (a language model's prompt + new tokens, a decoder's
-target tokens, must fit). It then has
-``generate``: greedy, beam search (beam_search.py) or sampling (sequential_decoding.py), with the
-options and scores of options.py.
+target tokens, must fit). The mixin derives ``step`` (T = 1) and ``next_log_probs`` (the last
+position only), and gives ``generate``: greedy, beam search (beam_search.py) or sampling
+(sequential_decoding.py), with the options and scores of options.py.
 """
 
 from __future__ import annotations
@@ -44,8 +43,24 @@ class DecodingMixin(ABC):
         """The decoding state of ``batch_size`` rows before the first token (see the module docstring)."""
 
     @abstractmethod
+    def decode(
+        self, tokens: torch.Tensor, state: Any, attention: bool = False
+    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """tokens (R, T) -> log-probabilities (R, T, V) after each token, the state after all T, and with
+        ``attention`` the attention weights (R, T, S) behind each position (None for models without them)."""
+
     def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """tokens (R,) -> log-probabilities (R, V) of the next token, and the state after ``tokens``."""
+        """``decode`` with T = 1: tokens (R,) -> log-probabilities (R, V) of the next token, and the state."""
+        log_probs, state, _ = self.decode(tokens[:, None], state)
+        return log_probs[:, 0], state
+
+    def next_log_probs(
+        self, tokens: torch.Tensor, state: Any, attention: bool = False
+    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """tokens (R, T) -> log-probabilities (R, V) of the token after the last, the state, and with ``attention``
+        the weights (R, S) behind them: what every decoding loop reads."""
+        log_probs, state, weights = self.decode(tokens, state, attention)
+        return log_probs[:, -1], state, None if weights is None else weights[:, -1]
 
     def decoding_defaults(self) -> dict[str, Any]:
         """This model's own defaults for ``generate`` (e.g. a translation model's length limits); the
@@ -54,16 +69,6 @@ class DecodingMixin(ABC):
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return gather_rows(state, index)
-
-    def step_with_attention(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
-        """``step``, plus the attention weights (R, S) over the source behind the log-probs (None: no attention)."""
-        return (*self.step(tokens, state), None)
-
-    def prefill(self, prompt: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """Feed the prompt (B, P); returns the log-probs of the first new token. Override to do it in one pass."""
-        for t in range(prompt.shape[1]):
-            log_probs, state = self.step(prompt[:, t], state)  # (B, V)
-        return log_probs, state
 
     @torch.no_grad()
     def generate(
@@ -86,18 +91,7 @@ class DecodingMixin(ABC):
         self.eval()
         try:
             state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
-            if opts.return_attention:  # the prompt token by token, keeping the attention behind the first new token
-                step = self.step_with_attention
-                for t in range(prompt.shape[1]):
-                    log_probs, state, attention = step(prompt[:, t], state)  # (B, V), (B, S)
-            else:
-                log_probs, state = self.prefill(prompt, state)
-                attention = None
-
-                def step(tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, None]:
-                    return (*self.step(tokens, state), None)
-
-            start = Start(step, state, log_probs, attention)
+            start = Start(*self.next_log_probs(prompt, state, opts.return_attention))  # the prompt in one pass
             if opts.strategy == "beam":
                 return beam_search(self, start, limits, opts)
             return decode_sequentially(self, start, limits, opts)

@@ -47,16 +47,21 @@ def tensors_of(state: Any) -> list[torch.Tensor]:
 
 
 def gather_rows(state: Any, index: torch.Tensor) -> Any:
-    """Row ``i`` of the result is row ``index[i]`` of ``state``, for every tensor in the nest.
-
-    ``Static`` entries are gathered only when ``len(index)`` differs from their row count.
-    """
+    """Row ``i`` of the result is row ``index[i]`` of ``state``, for every tensor in the nest; ``Static`` nodes
+    are gathered only under ``static_needs_gather``."""
 
     def select(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.index_select(0, index)
 
     def static(node: Static) -> Static:
-        rows = tensors_of(node.value)
-        return node if rows and rows[0].shape[0] == len(index) else Static(map_tensors(select, node.value))
+        return Static(map_tensors(select, node.value)) if static_needs_gather(node, index) else node
 
     return map_tensors(select, state, on_static=static)
+
+
+def static_needs_gather(node: Static, index: torch.Tensor) -> bool:
+    """The rule for ``Static`` nodes: identical across the rows of one source, a node needs gathering only when
+    rows move to other sources, which in decoding happens exactly when the number of rows changes (expanding
+    sources to beams, dropping finished inputs). Reordering each source's beams keeps the count: no gather."""
+    rows = tensors_of(node.value)
+    return not rows or rows[0].shape[0] != len(index)

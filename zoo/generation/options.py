@@ -10,7 +10,7 @@ Beam search ranks by ``score``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,13 +32,11 @@ class Hypothesis:
 
 @dataclass
 class Start:
-    """Where a decoding loop begins: the model's step function (tokens (R,), state -> log-probs (R, V), state,
-    attention (R, S) or None), the state after the prompt, the first new token's log-probs (B, V) and, when asked
-    for, the attention behind them (B, S)."""
+    """Where a decoding loop begins: the first new token's log-probs (B, V), the state after the prompt and, when
+    attention is asked for, the attention behind those log-probs (B, S)."""
 
-    step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any, torch.Tensor | None]]
-    state: Any
     log_probs: torch.Tensor
+    state: Any
     attention: torch.Tensor | None
 
 

@@ -40,7 +40,7 @@ def decode_sequentially(model, start: Start, limits: torch.Tensor, opts: Decodin
                 break
             rows, token = rows[keep], token[keep]
             state = model.reorder_state(state, keep)
-        log_probs, state, attention = start.step(token, state)
+        log_probs, state, attention = model.next_log_probs(token[:, None], state, opts.return_attention)
     return [
         [
             Hypothesis(

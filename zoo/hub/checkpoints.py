@@ -10,6 +10,7 @@ import torch
 
 import zoo
 import zoo.modules.rnn_state  # noqa: F401  (registers RNNState, carried in char-RNN checkpoints, as safe to load)
+from zoo.modules.renamed_weights import rename_old_weights
 
 
 class CheckpointError(ValueError):
@@ -132,7 +133,8 @@ def check_compatible(checkpoint: dict[str, Any], model: L.LightningModule, path:
                 f"({_difference(key, saved[key], ours[key])}). Fix: use the data settings it was trained with "
                 f"(source, tokenizer, vocab_size), or start a new run without --ckpt_path."
             )
-    weights, own = checkpoint.get("state_dict", {}), model.state_dict()
+    weights = rename_old_weights(dict(checkpoint.get("state_dict", {})), getattr(model, "old_weight_names", []))
+    own = model.state_dict()
     clash = sorted(set(weights) ^ set(own)) or [k for k in weights if weights[k].shape != own[k].shape]
     if clash:
         settings = [f"{k} {saved[k]!r} there, {ours[k]!r} here" for k in saved if k in ours and saved[k] != ours[k]]

@@ -121,9 +121,6 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         lstm = self.hparams.cell == "lstm"
         return RNNState.zeros(batch_size, self.hparams.num_layers, self.hparams.hidden_size, lstm, self.output.weight)
 
-    def step(self, tokens: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
-        return self.prefill(tokens[:, None], state)
-
-    def prefill(self, prompt: torch.Tensor, state: RNNState) -> tuple[torch.Tensor, RNNState]:
-        logits, state = self(prompt, state)  # (B, P, V): the whole prompt in one pass
-        return torch.log_softmax(logits[:, -1], dim=-1), state
+    def decode(self, tokens: torch.Tensor, state: RNNState, attention: bool = False):
+        logits, state = self(tokens, state)  # (B, T, V): all T tokens in one RNN call
+        return logits.log_softmax(-1), state, None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
@@ -14,26 +13,20 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
-from zoo.modules.attention import Attention, AttentionKind
+from zoo.modules.attention import AttentionKind
+from zoo.modules.attention_decoder import AttentionDecoder, EncoderMemory, Seq2SeqState
 from zoo.modules.recurrent import run_rnn
+from zoo.modules.renamed_weights import accept_old_names
 from zoo.modules.rnn_state import RNNState
 from zoo.tasks.translation import TranslationTask
 
+__all__ = ["EncoderMemory", "Seq2Seq", "Seq2SeqState"]
 
-@dataclass
-class EncoderMemory:
-    """What the decoder attends to, computed once per source."""
-
-    values: torch.Tensor  # encoder outputs (B, S, H)
-    keys: torch.Tensor  # the values projected for the attention's scores (B, S, A), once rather than every step
-    pad_mask: torch.Tensor  # (B, S)
-
-
-@dataclass
-class Seq2SeqState:
-    rnn: RNNState  # the decoder's recurrent state
-    feed: torch.Tensor  # (B, F) the last step's output features (fed to the next step under input feeding)
-    memory: Static[EncoderMemory]  # identical across the beams of a source: expanded once, never reordered
+# Before the decoder became one module (zoo/modules/attention_decoder.py), its layers sat on the model.
+OLD_NAMES = [
+    (r"^decoder\.((weight|bias)_)", r"decoder.rnn.\1"),
+    (r"^(attention|combine)\.", r"decoder.\1."),
+]
 
 
 class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
@@ -93,57 +86,21 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         test_beam_size: int = 5,
     ):
         super().__init__()
-        require_positive(
-            src_vocab_size=src_vocab_size,
-            tgt_vocab_size=tgt_vocab_size,
-            embedding_dim=embedding_dim,
-            hidden_size=hidden_size,
-            encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers,
-            max_source_len=max_source_len,
-            test_beam_size=test_beam_size,
-        )
-        require_in("[0, 1)", dropout=dropout)
-        require_in("(0, inf)", learning_rate=learning_rate)
-        require_in("[0, inf)", max_len_a=max_len_a)
-        require_in("[0, 1]", teacher_forcing=teacher_forcing)
-        if cell not in ("gru", "lstm"):
-            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
-        if bidirectional and hidden_size % 2:
-            raise ValueError(
-                f"a bidirectional encoder splits hidden_size across directions: use an even size, got {hidden_size}"
-            )
-        if tie_embeddings and adaptive_softmax_cutoffs:
-            raise ValueError("tie_embeddings and adaptive_softmax_cutoffs exclude each other: choose one")
         self.save_hyperparameters(logger=False)
+        check_hyperparameters(self.hparams)
         self.max_source_tokens = max_source_len  # zoo.tasks.translation
-        self.luong = attention != "bahdanau"
-        rnn = nn.LSTM if cell == "lstm" else nn.GRU
         directions = 2 if bidirectional else 1
         H, E = hidden_size, embedding_dim
         features_dim = E if tie_embeddings else H  # output features: what the vocabulary projection reads
-
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.src_embedding = nn.Embedding(src_vocab_size, E, padding_idx=self.special_ids.pad)
+        between_layers = dropout if encoder_layers > 1 else 0.0  # (torch warns of dropout in a one-layer RNN)
         self.encoder = rnn(
-            E,
-            H // directions,
-            encoder_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if encoder_layers > 1 else 0.0,
+            E, H // directions, encoder_layers, batch_first=True, bidirectional=bidirectional, dropout=between_layers
         )
         self.bridge = nn.ModuleList(nn.Linear(H, decoder_layers * H) for _ in range(2 if cell == "lstm" else 1))
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, E, padding_idx=self.special_ids.pad)
-        self.attention = Attention(attention, query_dim=H, key_dim=H, attention_dim=H)
-        fed = features_dim if input_feeding else 0  # Luong feeds the last output features; Bahdanau, its context
-        self.decoder = rnn(
-            E + (fed if self.luong else H),
-            H,
-            decoder_layers,
-            batch_first=True,
-            dropout=dropout if decoder_layers > 1 else 0.0,
-        )
-        self.combine = nn.Linear(2 * H, features_dim)  # [context; h] -> the features the output layer reads
+        self.decoder = AttentionDecoder(cell, E, H, decoder_layers, attention, input_feeding, features_dim, dropout)
         self.dropout = nn.Dropout(dropout)
         if adaptive_softmax_cutoffs:
             self.output = nn.AdaptiveLogSoftmaxWithLoss(features_dim, tgt_vocab_size, adaptive_softmax_cutoffs)
@@ -151,6 +108,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             self.output = nn.Linear(features_dim, tgt_vocab_size)
             if tie_embeddings:
                 self.output.weight = self.tgt_embedding.weight
+        accept_old_names(self, OLD_NAMES)
 
     # --- encoder ---------------------------------------------------------------------------
 
@@ -177,41 +135,20 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         for f, bridge in zip(final if isinstance(final, tuple) else (final,), self.bridge):  # LSTM: h and c
             top = f[-directions:].transpose(0, 1).reshape(batch_size, -1)  # (B, H): last layer, directions joined
             starts.append(torch.tanh(bridge(top)).view(batch_size, self.hparams.decoder_layers, -1))  # (B, layers, H)
-        memory = EncoderMemory(outputs, self.attention.project_keys(outputs), src_pad_mask)
-        return Seq2SeqState(RNNState(*starts), outputs.new_zeros(batch_size, self.combine.out_features), Static(memory))
+        features = outputs.new_zeros(batch_size, self.decoder.combine.out_features)
+        return Seq2SeqState(RNNState(*starts), features, Static(self.decoder.memory(outputs, src_pad_mask)))
 
     # --- decoder ---------------------------------------------------------------------------
 
-    def decoder_step(
-        self, tokens: torch.Tensor, state: Seq2SeqState
-    ) -> tuple[torch.Tensor, Seq2SeqState, torch.Tensor]:
-        """tokens (B,) -> output features (B, F), the next state, and the attention weights (B, S) used."""
-        memory = state.memory.value
-        embedded = self.dropout(self.tgt_embedding(tokens))  # (B, E)
-        if self.luong:
-            rnn_input = torch.cat([embedded, state.feed], -1) if self.hparams.input_feeding else embedded
-            out, final = run_rnn(self.decoder, rnn_input[:, None], state.rnn.to_torch())
-            context, weights = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)  # current state
-        else:
-            query = state.rnn.h[:, -1]  # the previous state, top layer
-            context, weights = self.attention(query, memory.keys, memory.values, memory.pad_mask)
-            out, final = run_rnn(self.decoder, torch.cat([embedded, context], -1)[:, None], state.rnn.to_torch())
-        features = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, F)
-        return features, Seq2SeqState(RNNState.from_torch(final), features, state.memory), weights
+    def decode(self, tokens: torch.Tensor, state: Seq2SeqState, attention: bool = False):
+        features, state, weights = self.decoder(self.dropout(self.tgt_embedding(tokens)), state)  # (B, T, F)
+        return self.log_probs(features), state, weights if attention else None
 
     def log_probs(self, features: torch.Tensor) -> torch.Tensor:
-        """features (N, F) -> log-probabilities (N, V)."""
+        """features (..., F) -> log-probabilities (..., V)."""
         if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
-            return self.output.log_prob(features)
+            return self.output.log_prob(features.flatten(0, -2)).view(*features.shape[:-1], -1)
         return self.output(self.dropout(features)).log_softmax(-1)
-
-    def step_with_attention(self, tokens: torch.Tensor, state: Seq2SeqState):
-        features, state, weights = self.decoder_step(tokens, state)
-        return self.log_probs(features), state, weights
-
-    def step(self, tokens: torch.Tensor, state: Seq2SeqState) -> tuple[torch.Tensor, Seq2SeqState]:
-        log_probs, state, _ = self.step_with_attention(tokens, state)
-        return log_probs, state
 
     # --- training --------------------------------------------------------------------------
 
@@ -223,7 +160,7 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         if self.training and self.hparams.teacher_forcing < 1:
             features = self._features_with_own_guesses(batch["tgt_in"], state)
         else:
-            features = self._teacher_forced_features(batch["tgt_in"], state)  # (B, T, F)
+            features, _, _ = self.decoder(self.dropout(self.tgt_embedding(batch["tgt_in"])), state)  # (B, T, F)
         real = ~batch["tgt_pad_mask"]
         targets = batch["tgt_out"][real]
         if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
@@ -232,44 +169,43 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
             nll = F.cross_entropy(self.output(self.dropout(features[real])), targets, reduction="sum")
         return nll, real.sum()
 
-    def _teacher_forced_features(self, tgt_in: torch.Tensor, state: Seq2SeqState) -> torch.Tensor:
-        """The output features (B, T, F) of every target position, fed the reference tokens: what ``decoder_step``
-        computes step by step, with the work that does not depend on the previous step done once for all steps."""
-        memory = state.memory.value
-        embedded = self.dropout(self.tgt_embedding(tgt_in))  # (B, T, E)
-        hidden = state.rnn.to_torch()  # (layers, B, H), torch's layout for the whole loop
-        if self.luong and not self.hparams.input_feeding:  # no step depends on the last one's attention
-            out, _ = run_rnn(self.decoder, embedded, hidden)  # (B, T, H): the whole target in one call
-            context, _ = self.attention(out, memory.keys, memory.values, memory.pad_mask)  # (B, T, H)
-            return torch.tanh(self.combine(torch.cat([context, out], -1)))
-        if not self.luong:  # Bahdanau: the previous state's top layer queries; no step reads the last one's features
-            contexts, outs = [], []
-            for t in range(tgt_in.shape[1]):
-                query = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
-                context, _ = self.attention(query, memory.keys, memory.values, memory.pad_mask)
-                out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], context], -1)[:, None], hidden)
-                contexts.append(context)
-                outs.append(out[:, 0])
-            # The features of all steps in one product, after the loop.
-            return torch.tanh(self.combine(torch.cat([torch.stack(contexts, 1), torch.stack(outs, 1)], -1)))
-        features, feed = [], state.feed
-        for t in range(tgt_in.shape[1]):  # Luong with input feeding: the last step's features join this step's input
-            out, hidden = run_rnn(self.decoder, torch.cat([embedded[:, t], feed], -1)[:, None], hidden)
-            context, _ = self.attention(out[:, 0], memory.keys, memory.values, memory.pad_mask)
-            feed = torch.tanh(self.combine(torch.cat([context, out[:, 0]], -1)))  # (B, F)
-            features.append(feed)
-        return torch.stack(features, 1)
-
     def _features_with_own_guesses(self, tgt_in: torch.Tensor, state: Seq2SeqState) -> torch.Tensor:
-        """Step by step, each next input the reference with probability ``teacher_forcing``, else the guess."""
-        tokens, features = tgt_in[:, 0], []
+        """Position by position, each next input the reference with probability ``teacher_forcing``, else the
+        model's guess."""
+        tokens, features = tgt_in[:, :1], []
         for t in range(tgt_in.shape[1]):
-            step_features, state, _ = self.decoder_step(tokens, state)
+            step_features, state, _ = self.decoder(self.dropout(self.tgt_embedding(tokens)), state)  # (B, 1, F)
             features.append(step_features)
             if t + 1 < tgt_in.shape[1]:
                 teacher = torch.rand((), device="cpu") < self.hparams.teacher_forcing  # a host-side coin
-                tokens = tgt_in[:, t + 1] if teacher else self.log_probs(step_features).argmax(-1)
-        return torch.stack(features, 1)  # (B, T, F)
+                tokens = tgt_in[:, t + 1 : t + 2] if teacher else self.log_probs(step_features).argmax(-1)
+        return torch.cat(features, 1)  # (B, T, F)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+
+
+def check_hyperparameters(h) -> None:
+    """Seq2Seq's arguments, each refused by name when out of range, before any layer is built."""
+    require_positive(
+        src_vocab_size=h.src_vocab_size,
+        tgt_vocab_size=h.tgt_vocab_size,
+        embedding_dim=h.embedding_dim,
+        hidden_size=h.hidden_size,
+        encoder_layers=h.encoder_layers,
+        decoder_layers=h.decoder_layers,
+        max_source_len=h.max_source_len,
+        test_beam_size=h.test_beam_size,
+    )
+    require_in("[0, 1)", dropout=h.dropout)
+    require_in("(0, inf)", learning_rate=h.learning_rate)
+    require_in("[0, inf)", max_len_a=h.max_len_a)
+    require_in("[0, 1]", teacher_forcing=h.teacher_forcing)
+    if h.cell not in ("gru", "lstm"):
+        raise ValueError(f"cell must be 'gru' or 'lstm', got {h.cell!r}")
+    if h.bidirectional and h.hidden_size % 2:
+        raise ValueError(
+            f"a bidirectional encoder splits hidden_size across directions: use an even size, got {h.hidden_size}"
+        )
+    if h.tie_embeddings and h.adaptive_softmax_cutoffs:
+        raise ValueError("tie_embeddings and adaptive_softmax_cutoffs exclude each other: choose one")

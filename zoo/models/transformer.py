@@ -158,21 +158,9 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
             weights = layer_weights if last else weights
         return self.decoder_norm(x), TransformerState(caches, state.source), weights
 
-    def decode_tokens(self, tokens: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
-        """The next T target tokens (B, T) -> logits (B, T, V) and the state with their keys/values cached."""
-        hidden, state, _ = self.decode_hidden(tokens, state)
-        return self.output(hidden), state
-
-    def step(self, tokens: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
-        return self.prefill(tokens[:, None], state)
-
-    def step_with_attention(self, tokens: torch.Tensor, state: TransformerState):
-        hidden, state, weights = self.decode_hidden(tokens[:, None], state, cross_weights=True)
-        return self.output(hidden[:, -1]).log_softmax(-1), state, weights[:, -1]
-
-    def prefill(self, prompt: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
-        logits, state = self.decode_tokens(prompt, state)  # all prompt positions in one pass
-        return logits[:, -1].log_softmax(-1), state
+    def decode(self, tokens: torch.Tensor, state: TransformerState, attention: bool = False):
+        hidden, state, weights = self.decode_hidden(tokens, state, cross_weights=attention)
+        return self.output(hidden).log_softmax(-1), state, weights
 
     def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         memory = self.encode(batch["src"], batch["src_pad_mask"])

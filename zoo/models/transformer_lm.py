@@ -75,7 +75,7 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         heads, d = self.hparams.heads, self.hparams.d_model
         return [KVCache.empty(batch_size, heads, d // heads, like=self.embedding.weight) for _ in self.blocks]
 
-    def decode_tokens(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def logits(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended caches."""
         x = self.embedding(tokens) * math.sqrt(self.hparams.d_model)
         x = self.dropout(self.positions(x, offset=state[0].length))
@@ -85,16 +85,13 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
             caches.append(cache)
         return self.output(self.norm(x)), caches
 
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        return self.prefill(tokens[:, None], state)
-
-    def prefill(self, prompt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        logits, state = self.decode_tokens(prompt, state)
-        return logits[:, -1].log_softmax(-1), state
+    def decode(self, tokens: torch.Tensor, state: State, attention: bool = False):
+        logits, state = self.logits(tokens, state)
+        return logits.log_softmax(-1), state, None
 
     def language_model_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (B, T) -> logits (B, T, V), each position seeing itself and the past."""
-        return self.decode_tokens(inputs, self.init_state(None, None, inputs.shape[0]))[0]
+        return self.logits(inputs, self.init_state(None, None, inputs.shape[0]))[0]
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.98))
