@@ -146,11 +146,11 @@ def copy_attention(ours, theirs):
     ours.out.weight.data, ours.out.bias.data = theirs.out_proj.weight.clone(), theirs.out_proj.bias.clone()
 
 
-def copy_feed_forward_and_norms(ours, theirs, n_norms):
+def copy_feed_forward_and_norms(ours, theirs, norms):
     ours.feed_forward[0].load_state_dict(theirs.linear1.state_dict())
     ours.feed_forward[2].load_state_dict(theirs.linear2.state_dict())
-    for i in range(n_norms):
-        ours.residuals[i].norm.load_state_dict(getattr(theirs, f"norm{i + 1}").state_dict())
+    for i, name in enumerate(norms):  # torch numbers them in the order of the sub-layers
+        getattr(ours, f"{name}_norm").load_state_dict(getattr(theirs, f"norm{i + 1}").state_dict())
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
@@ -158,18 +158,18 @@ def copy_feed_forward_and_norms(ours, theirs, n_norms):
 def test_layers_match_torch_reference_layers(norm_first):
     from torch import nn
 
-    from zoo.modules.transformer_layers import DecoderLayer, EncoderLayer
+    from zoo.modules.transformer_layers import CrossMemory, DecoderBlock, EncoderBlock
 
     torch.manual_seed(0)
     D, H, F = 16, 4, 32
     ref_enc = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
     ref_dec = nn.TransformerDecoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
-    enc, dec = EncoderLayer(D, H, F, 0.0, norm_first).eval(), DecoderLayer(D, H, F, 0.0, norm_first).eval()
+    enc, dec = EncoderBlock(D, H, F, 0.0, norm_first).eval(), DecoderBlock(D, H, F, 0.0, norm_first).eval()
     copy_attention(enc.attention, ref_enc.self_attn)
-    copy_feed_forward_and_norms(enc, ref_enc, 2)
+    copy_feed_forward_and_norms(enc, ref_enc, ["self_attention", "feed_forward"])
     copy_attention(dec.self_attention, ref_dec.self_attn)
     copy_attention(dec.cross_attention, ref_dec.multihead_attn)
-    copy_feed_forward_and_norms(dec, ref_dec, 3)
+    copy_feed_forward_and_norms(dec, ref_dec, ["self_attention", "cross_attention", "feed_forward"])
 
     src, tgt = torch.randn(2, 7, D), torch.randn(2, 5, D)
     pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3])
@@ -180,7 +180,8 @@ def test_layers_match_torch_reference_layers(norm_first):
 
     causal = nn.Transformer.generate_square_subsequent_mask(5)
     expected = ref_dec(tgt, src, tgt_mask=causal, memory_key_padding_mask=pad, tgt_is_causal=True)
-    ours, _, _ = dec(tgt, KVCache.empty(2, H, D // H, like=src), dec.cross_attention.keys_values(src), pad)
+    memory = CrossMemory(dec.cross_attention.keys_values(src), pad)
+    ours, _, _ = dec(tgt, KVCache.empty(2, H, D // H, like=src), memory)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 

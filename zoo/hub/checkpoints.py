@@ -10,7 +10,7 @@ import torch
 
 import zoo
 import zoo.modules.rnn_state  # noqa: F401  (registers RNNState, carried in char-RNN checkpoints, as safe to load)
-from zoo.modules.renamed_weights import rename_old_weights
+from zoo.modules.renamed_weights import optimizer_state_in_current_order, rename_old_weights
 
 
 class CheckpointError(ValueError):
@@ -171,3 +171,4 @@ class ChecksCheckpointClass:
         """Lightning restores weights right after this hook (fit, validate, test with ckpt_path): refuse a
         checkpoint of another model, vocabulary or size here, with a message instead of a shape traceback."""
         check_compatible(checkpoint, self, "the checkpoint")
+        optimizer_state_in_current_order(checkpoint, self)

@@ -106,22 +106,19 @@ def pegasus_state_dict(model) -> dict[str, torch.Tensor]:
 
     table = model.positions.table
     state = {"model.shared.weight": reads(model.tgt_embedding.weight)}
-    for side, layers, final_norm in (
-        ("encoder", model.encoder, model.encoder_norm),
-        ("decoder", model.decoder, model.decoder_norm),
-    ):
+    for side, stack in (("encoder", model.encoder), ("decoder", model.decoder)):
         state[f"model.{side}.embed_positions.weight"] = reads(table)
-        state.update(norm(f"model.{side}.layer_norm", final_norm))
-        for i, layer in enumerate(layers):
+        state.update(norm(f"model.{side}.layer_norm", stack.norm))
+        for i, layer in enumerate(stack.layers):
             prefix = f"model.{side}.layers.{i}"
             if side == "encoder":
                 state.update(attention(f"{prefix}.self_attn", layer.attention))
             else:
                 state.update(attention(f"{prefix}.self_attn", layer.self_attention))
                 state.update(attention(f"{prefix}.encoder_attn", layer.cross_attention))
-                state.update(norm(f"{prefix}.encoder_attn_layer_norm", layer.residuals[1].norm))
-            state.update(norm(f"{prefix}.self_attn_layer_norm", layer.residuals[0].norm))
-            state.update(norm(f"{prefix}.final_layer_norm", layer.residuals[-1].norm))
+                state.update(norm(f"{prefix}.encoder_attn_layer_norm", layer.cross_attention_norm))
+            state.update(norm(f"{prefix}.self_attn_layer_norm", layer.self_attention_norm))
+            state.update(norm(f"{prefix}.final_layer_norm", layer.feed_forward_norm))
             state.update(feed_forward(prefix, layer.feed_forward))
     state["lm_head.weight"] = reads(model.output.weight)
     return {name: w.detach().float().contiguous() for name, w in state.items()}

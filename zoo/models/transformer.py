@@ -15,24 +15,22 @@ from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.modules.renamed_weights import accept_old_names
 from zoo.modules.schedules import warmup_inverse_sqrt
-from zoo.modules.transformer_layers import DecoderLayer, EncoderLayer
+from zoo.modules.transformer_layers import CrossMemory, TransformerDecoder, TransformerEncoder, old_layer_names
 from zoo.tasks.translation import TranslationTask
-
-
-@dataclass
-class SourceMemory:
-    """What decoding reads of one source, computed once: its pad mask and each decoder layer's cross-attention
-    keys and values."""
-
-    pad_mask: torch.Tensor  # (B, S)
-    keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer, (B, heads, S, head_dim) each
 
 
 @dataclass
 class TransformerState:
     caches: list[KVCache]  # per decoder layer: the target positions decoded so far
-    source: Static[SourceMemory]  # identical across the beams of a source: expanded once, never reordered
+    source: Static[list[CrossMemory]]  # per decoder layer; identical across a source's beams: expanded once
+
+
+# Before the blocks had named norms and the stacks their own modules (zoo/modules/transformer_layers.py).
+OLD_NAMES = old_layer_names("encoder", "encoder_norm", "encoder", cross=False) + old_layer_names(
+    "decoder", "decoder_norm", "decoder", cross=True
+)
 
 
 class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
@@ -104,18 +102,12 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         self.src_embedding = self.tgt_embedding if tie_embeddings and joint else self._embedding(src_vocab_size)
         self.positions = PositionalEncoding(positional, d_model, max_positions)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = nn.ModuleList(
-            EncoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(encoder_layers)
-        )
-        self.decoder = nn.ModuleList(
-            DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first) for _ in range(decoder_layers)
-        )
-        # Pre-norm stacks end in a norm; post-norm layers already end in one.
-        self.encoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.encoder = TransformerEncoder(encoder_layers, d_model, heads, ffn_dim, dropout, norm_first)
+        self.decoder = TransformerDecoder(decoder_layers, d_model, heads, ffn_dim, dropout, norm_first, cross=True)
         self.output = nn.Linear(d_model, tgt_vocab_size, bias=False)
         if tie_embeddings:
             self.output.weight = self.tgt_embedding.weight
+        accept_old_names(self, OLD_NAMES)
 
     def _embedding(self, vocab_size: int) -> nn.Embedding:
         """std d^-1/2, so that embeddings scaled by sqrt(d) enter at unit scale (and tied logits stay moderate)."""
@@ -132,31 +124,20 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         """src (B, S) -> memory (B, S, D)."""
         if bool(src_pad_mask.all(1).any()):
             raise ValueError("an empty source sentence cannot be translated")
-        x = self.embed(src, self.src_embedding)
-        for layer in self.encoder:
-            x = layer(x, src_pad_mask)
-        return self.encoder_norm(x)
+        return self.encoder(self.embed(src, self.src_embedding), src_pad_mask)  # (B, S, D)
 
     def init_state(self, memory: torch.Tensor, src_pad_mask: torch.Tensor, batch_size: int) -> TransformerState:
-        heads, d = self.hparams.heads, self.hparams.d_model
-        caches = [KVCache.empty(batch_size, heads, d // heads, like=memory) for _ in self.decoder]
-        cross = [layer.cross_attention.keys_values(memory) for layer in self.decoder]
-        return TransformerState(caches, Static(SourceMemory(src_pad_mask, cross)))
+        caches = self.decoder.empty_caches(batch_size, like=memory)
+        return TransformerState(caches, Static(self.decoder.cross_memory(memory, src_pad_mask)))
 
     def decode_hidden(
         self, tokens: torch.Tensor, state: TransformerState, cross_weights: bool = False
     ) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
         """The next T target tokens (B, T) -> the final hidden states (B, T, D), the state with their keys and
         values cached and, with ``cross_weights``, the last layer's cross-attention of these positions (B, T, S)."""
-        source = state.source.value
         x = self.embed(tokens, self.tgt_embedding, offset=state.caches[0].length)
-        caches, weights = [], None
-        for i, (layer, cache, memory_kv) in enumerate(zip(self.decoder, state.caches, source.keys_values)):
-            last = cross_weights and i == len(self.decoder) - 1
-            x, cache, layer_weights = layer(x, cache, memory_kv, source.pad_mask, cross_weights=last)
-            caches.append(cache)
-            weights = layer_weights if last else weights
-        return self.decoder_norm(x), TransformerState(caches, state.source), weights
+        hidden, caches, weights = self.decoder(x, state.caches, state.source.value, cross_weights)
+        return hidden, TransformerState(caches, state.source), weights
 
     def decode(self, tokens: torch.Tensor, state: TransformerState, attention: bool = False):
         hidden, state, weights = self.decode_hidden(tokens, state, cross_weights=attention)

@@ -13,12 +13,16 @@ from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
+from zoo.modules.renamed_weights import accept_old_names
 from zoo.modules.schedules import warmup_inverse_sqrt
-from zoo.modules.transformer_layers import DecoderLayer
+from zoo.modules.transformer_layers import TransformerDecoder, old_layer_names
 from zoo.tasks.language_model import LanguageModelTask
 
 # Decoding state: one KVCache per layer.
 State = list[KVCache]
+
+# Before the blocks had named norms and the stack its own module (zoo/modules/transformer_layers.py).
+OLD_NAMES = old_layer_names("blocks", "norm", "decoder", cross=False)
 
 
 class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
@@ -64,26 +68,20 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         self.positions = PositionalEncoding(positional, d_model, max_positions)
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            DecoderLayer(d_model, heads, ffn_dim, dropout, norm_first, cross=False) for _ in range(layers)
-        )
-        self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.decoder = TransformerDecoder(layers, d_model, heads, ffn_dim, dropout, norm_first, cross=False)
         self.output = nn.Linear(d_model, vocab_size, bias=False)
         self.output.weight = self.embedding.weight  # tied
+        accept_old_names(self, OLD_NAMES)
 
     def init_state(self, memory, src_pad_mask, batch_size: int) -> State:
-        heads, d = self.hparams.heads, self.hparams.d_model
-        return [KVCache.empty(batch_size, heads, d // heads, like=self.embedding.weight) for _ in self.blocks]
+        return self.decoder.empty_caches(batch_size, like=self.embedding.weight)
 
     def logits(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended caches."""
         x = self.embedding(tokens) * math.sqrt(self.hparams.d_model)
         x = self.dropout(self.positions(x, offset=state[0].length))
-        caches = []
-        for block, cache in zip(self.blocks, state):
-            x, cache, _ = block(x, cache)
-            caches.append(cache)
-        return self.output(self.norm(x)), caches
+        hidden, caches, _ = self.decoder(x, state)  # (B, T, D)
+        return self.output(hidden), caches
 
     def decode(self, tokens: torch.Tensor, state: State, attention: bool = False):
         logits, state = self.logits(tokens, state)
