@@ -59,11 +59,12 @@ def main() -> None:
         name = model.hparams.get("attention", "transformer")
         details = []
         for i in range(0, len(sources), BATCH):
-            details += [detail for _, detail in model.translate_with_attention(sources[i : i + BATCH])]
+            details += [n_best[0][2] for n_best in model.translate_n_best(sources[i : i + BATCH], attention=True)]
         stats = attention_statistics(details)
         print(f"{name:<12}{stats['max_weight']:>17.3f}{stats['entropy']:>21.3f}{stats['uniform_entropy']:>18.3f}")
         summary[name] = {k: round(v, 4) for k, v in stats.items()}
-        examples.append((name, *model.translate_with_attention([sources[args.example]])[0]))
+        text, _score, detail = model.translate_n_best([sources[args.example]], attention=True)[0][0]
+        examples.append((name, text, detail))
 
     if args.figure:
         import matplotlib.pyplot as plt  # the Agg backend is set by callbacks.translation_samples

@@ -39,7 +39,7 @@ from pathlib import Path
 model = load_pretrained(sys.argv[1])
 if len(sys.argv) > 2:
     lines = read_lines(Path(sys.argv[2]))
-    lengths = model.source_lengths(lines)
+    lengths = [len(e.ids) for e in model.encode_sources(lines)]
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

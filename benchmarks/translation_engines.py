@@ -69,7 +69,7 @@ class PlainLoop:
 
     def translate(self, sentences: list[str], strategy: str, **options) -> list[str]:
         model = self.model
-        _, batch = model._source_batch(sentences, truncate=False)
+        batch = model.source_batch(sentences, truncate=False)
         src, pad_mask = batch["src"], batch["src_pad_mask"]
         token = torch.full((len(sentences),), model.bos_id, dtype=torch.long)
         limits = model._length_limits(src, pad_mask, token[:, None], self.options).tolist()  # the zoo's own limits

@@ -33,7 +33,7 @@ def attention_figure(src_pieces: list[str], tgt_pieces: list[str], weights, titl
 class TranslationSamplesCallback(Callback):
     """Logs ``translations`` (epoch, source, reference, hypothesis) for the first ``n`` validation
     sentences, and one ``attention/<i>`` heatmap image per sentence. Needs W&B and a model with
-    ``translate_with_attention`` (zoo.Seq2Seq, zoo.Transformer)."""
+    ``translate_n_best`` with attention (zoo.Seq2Seq, zoo.Transformer)."""
 
     def __init__(self, n: int = 4):
         require_positive(n=n)
@@ -42,7 +42,7 @@ class TranslationSamplesCallback(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # Checked when the run starts, not at its first validation an epoch later.
-        if not hasattr(pl_module, "translate_with_attention"):
+        if not hasattr(pl_module, "translate_n_best"):
             raise ValueError(
                 f"TranslationSamplesCallback translates, but {type(pl_module).__name__} does not. Fix: remove it "
                 f"from trainer.callbacks (language models: callbacks.SampleTextCallback)."
@@ -59,7 +59,8 @@ class TranslationSamplesCallback(Callback):
             return
         texts = trainer.datamodule.texts["val"]
         sources, references = texts.src[: self.n], texts.tgt[: self.n]
-        results = pl_module.translate_with_attention(sources, truncate=True)  # a long sentence: its first tokens
+        best = pl_module.translate_n_best(sources, truncate=True, attention=True)
+        results = [(text, detail) for (text, _score, detail), *_ in best]  # a long sentence: its first tokens
         images = []
         for i, (source, reference, (hypothesis, detail)) in enumerate(zip(sources, references, results)):
             self.rows.append([trainer.current_epoch, source, reference, hypothesis])

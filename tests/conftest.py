@@ -133,7 +133,7 @@ def only(paths):
 
 def save_checkpoint(model, path, global_step: int = 99):
     """What `zoo fit` writes, as far as loading is concerned: weights and hparams naming the class."""
-    from zoo.hub.checkpoints import public_class_path
+    from zoo.models.registry import public_class_path
 
     hparams = {**model.hparams, "_class_path": public_class_path(type(model))}
     checkpoint = {

@@ -58,6 +58,12 @@ def test_datamodules_and_callbacks_use_no_model_code():
             assert not {m for m in imported if m.startswith("zoo")}, (name, imported)
 
 
+def test_hub_finds_model_classes_in_the_registry_not_through_the_zoo_package():
+    for name, imported in imports().items():
+        if name.startswith("zoo.hub"):
+            assert "zoo" not in imported, f"{name} imports the zoo package (to look a model up by name?)"
+
+
 def test_importing_callbacks_loads_no_model_and_changes_no_setting():
     code = (
         "import matplotlib, sys; before = matplotlib.get_backend(); import callbacks, datamodules; "

@@ -67,8 +67,8 @@ def test_export_never_overwrites_a_folder_unless_forced_and_then_replaces_it_who
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     export_bundle(save_checkpoint(translator, tmp_path / "t.ckpt"), out, force=True)
     assert "tokenizer.json" in {p.name for p in out.iterdir()} and not (out / "notes.txt").exists()
-    code, _ = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(out))  # a char-RNN over the translator
-    assert code == 2 and "--force" in capsys.readouterr().err
+    code, message = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(out))  # a char-RNN over it
+    assert code == 1 and "--force" in message
     assert zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(out), "--force") == (0, "")
     # Replaced whole: the translator's tokenizer did not stay behind in the char-RNN's bundle.
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
@@ -113,20 +113,20 @@ def test_an_output_folder_that_cannot_be_written_is_named_not_our_staging_path(t
     checkpoint = save_checkpoint(char_rnn, tmp_path / "m.ckpt")
     (tmp_path / "notes").write_text("a file, where a folder was meant")
     code, message = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "notes" / "bundle"))
-    err = capsys.readouterr().err
-    assert code == 2 and f"cannot write {tmp_path / 'notes' / 'bundle'}" in err and "Fix: choose an --out" in err
-    assert ".partial" not in err and ".replaced" not in err
+    assert (
+        code == 1 and f"cannot write {tmp_path / 'notes' / 'bundle'}" in message and "Fix: choose an --out" in message
+    )
+    assert ".partial" not in message and ".replaced" not in message
     if os.geteuid() == 0:
         return  # root writes into read-only folders: the rest cannot be shown here
     locked = tmp_path / "locked"
     export_bundle(checkpoint, locked / "bundle")
     locked.chmod(0o555)
     try:
-        code, _ = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(locked / "bundle"), "--force")
+        code, message = zoo_here("export", "--checkpoint", str(checkpoint), "--out", str(locked / "bundle"), "--force")
     finally:
         locked.chmod(0o755)
-    err = capsys.readouterr().err
-    assert code == 2 and f"cannot write {locked / 'bundle'}" in err and ".replaced" not in err
+    assert code == 1 and f"cannot write {locked / 'bundle'}" in message and ".replaced" not in message
     assert isinstance(load_pretrained(locked / "bundle"), CharRNN)  # the old bundle is still there, whole
 
 
@@ -238,12 +238,12 @@ def test_zoo_translate_keeps_line_alignment_and_writes_n_best(tmp_path, translat
 
 
 def test_inference_commands_refuse_the_wrong_kind_of_model(tmp_path, char_rnn, translator, capsys):
-    code, _ = zoo_here(
+    code, message = zoo_here(
         "translate", "--checkpoint", str(save_checkpoint(char_rnn, tmp_path / "c.ckpt")), stdin="hello\n"
     )
-    assert code == 2 and "CharRNN, which does not translate" in capsys.readouterr().err
-    code, _ = zoo_here("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
-    assert code == 2 and "Transformer, which does not continue text" in capsys.readouterr().err
+    assert code == 1 and "CharRNN, which does not translate" in message
+    code, message = zoo_here("generate", "--checkpoint", str(save_checkpoint(translator, tmp_path / "t.ckpt")))
+    assert code == 1 and "Transformer, which does not continue text" in message
     with pytest.raises(CheckpointError, match="holds a zoo.Transformer, not a CharRNN"):
         CharRNN.load_from_checkpoint(tmp_path / "t.ckpt")
 
@@ -265,3 +265,28 @@ def test_the_shipped_translator_translates_offline(capsys):
     assert lines[1] == "" and len(lines) == 4  # one line per input line, the empty one kept
     assert {"homme", "vélo"} <= set(lines[0].lower().replace(".", "").split())
     assert {"chiens", "neige"} <= set(lines[2].lower().replace(".", "").split())
+
+
+def test_loading_a_bundle_hashes_each_of_its_files_once(monkeypatch):
+    import zoo.hub.bundles as bundles
+
+    hashed = []
+    real = bundles.sha256_of
+    monkeypatch.setattr(bundles, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    load_pretrained("transformer-multi30k-en-fr")
+    assert sorted(hashed) == ["SHA256SUMS", "config.json", "model.safetensors", "tokenizer.json"]
+
+
+def test_load_from_checkpoint_keeps_lightnings_signature_and_refuses_what_it_cannot_honour(tmp_path, char_rnn):
+    import inspect
+
+    import lightning as L
+
+    ours = inspect.signature(CharRNN.load_from_checkpoint).parameters
+    theirs = inspect.signature(L.LightningModule.load_from_checkpoint).parameters  # (a descriptor: cls shows)
+    assert list(ours) == [name for name in theirs if name != "cls"]
+    path = save_checkpoint(char_rnn, tmp_path / "m.ckpt")
+    loaded = CharRNN.load_from_checkpoint(path, map_location="cpu", strict=True, weights_only=True)
+    assert torch.equal(loaded.output.weight, char_rnn.output.weight)
+    with pytest.raises(CheckpointError, match="strict=False and weights_only=False are not supported"):
+        CharRNN.load_from_checkpoint(path, strict=False)

@@ -29,7 +29,7 @@ def test_logits_of_the_export_equal_ours(translator, tmp_path, monkeypatch):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     sentences = ["a man runs", "the red dog jumps over a small child in the park"]
     batch = tokenizer(sentences, return_tensors="pt", padding=True)
-    _, ours = translator._source_batch(sentences, truncate=False)
+    ours = translator.source_batch(sentences, truncate=False)
     assert torch.equal(batch.input_ids, ours["src"]) and torch.equal(batch.attention_mask.bool(), ~ours["src_pad_mask"])
     targets = torch.tensor([[1, 7, 9, 12, 5], [1, 30, 4, 4, 8]])
     with torch.no_grad():
@@ -87,7 +87,7 @@ def test_the_shipped_translator_decodes_the_same_tokens_in_transformers(shipped_
     ):
         for start in range(0, len(test_sentences), 50):
             chunk = test_sentences[start : start + 50]
-            _, batch = ours._source_batch(chunk, truncate=False)
+            batch = ours.source_batch(chunk, truncate=False)
             with torch.no_grad():
                 expected = ours.generate(batch["src"], batch["src_pad_mask"], **options)
                 # our limit, 1.5 x source (<eos> included) + 10 tokens, for the batch's longest source

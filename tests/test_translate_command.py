@@ -24,6 +24,8 @@ def translate_file(path, *options, capsys):
     except SystemExit as done:
         code = done.code
     out, err = capsys.readouterr()
+    if isinstance(code, str):  # sys.exit(message): a process would print it to stderr and exit 1
+        code, err = 1, err + code + "\n"
     return code, out, err
 
 
@@ -41,7 +43,7 @@ def test_any_unicode_lines_in_give_the_same_lines_out(translator, tmp_path, line
     assert len(outputs) == len(expected)
     for line, output in zip(expected, outputs):
         assert not LINE_BREAKS.search(output)  # each output is exactly one line
-        if translator.source_lengths([line]) == [0]:
+        if not translator.encode_sources([line])[0].ids:
             assert output == ""  # a line with nothing to translate (empty, or only spaces) stays empty
     assert all(output == "" for line, output in zip(expected, outputs) if line == "")
 
@@ -62,7 +64,7 @@ def test_invalid_utf8_names_the_file_and_line_after_writing_the_lines_before_it(
     path = tmp_path / "latin1.en"
     path.write_bytes("a man runs\nthe caf\u00e9 is red\n".encode("latin-1"))
     code, out, err = translate_file(path, "--checkpoint", str(translator_checkpoint), capsys=capsys)
-    assert code == 2 and out == translator.translate(["a man runs"], strategy="beam", beam_size=5)[0] + "\n"
+    assert code == 1 and out == translator.translate(["a man runs"], strategy="beam", beam_size=5)[0] + "\n"
     assert f"{path}, line 2: byte 0xe9 at column 8 is not UTF-8" in err and "iconv" in err
     assert "input lines 1-1 are written" in err and "--skip-lines 1" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -73,7 +75,7 @@ def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
 ):
     room = translator.max_source_tokens - 1
     long = " ".join(["dog"] * (room + 50))
-    n = translator.source_lengths([long])[0]
+    n = len(translator.encode_sources([long])[0].ids)
     assert n > room
     path = tmp_path / "input.en"
     path.write_text(f"a man runs\n{long}\nthe red ball\n", encoding="utf-8")
@@ -90,7 +92,7 @@ def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
     assert "line 2" in err and "skipped" in err
 
     code, out, err = translate_file(path, *options, "--too-long", "error", capsys=capsys)
-    assert code == 2 and out == short[0] + "\n"  # the lines before it are written
+    assert code == 1 and out == short[0] + "\n"  # the lines before it are written
     assert f"{path}, line 2:" in err and "--too-long truncate" in err and "--skip-lines 1" in err
 
     with pytest.raises(ValueError, match=f"source sentence 1 has {n} tokens.*truncate=True"):
@@ -99,8 +101,8 @@ def test_a_line_too_long_for_the_model_is_truncated_skipped_or_refused(
 
 def test_length_limits_mean_what_they_say(translator):
     src = "a man runs with the red ball in the park"
-    n = translator.source_lengths([src])[0] + 1  # with <eos>
-    _, batch = translator._source_batch([src], truncate=False)
+    n = len(translator.encode_sources([src])[0].ids) + 1  # with <eos>
+    batch = translator.source_batch([src])
 
     def lengths(**options):
         (hypotheses,) = translator.generate(batch["src"], batch["src_pad_mask"], **options)
@@ -121,3 +123,21 @@ def test_length_limits_mean_what_they_say(translator):
     for bad in (-1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"max_len_a must be a finite number in \[0, inf\)"):
             translator.translate([src], max_len_a=bad)
+
+
+def test_zoo_translate_tokenizes_each_sentence_once(translator, monkeypatch):
+    """`zoo translate` measures every line (to sort and to catch long ones) and translates it: from one encoding."""
+    import zoo.tasks.translation as translation
+    from zoo.cli.translate import translate_chunks
+
+    encoded = []
+    real = translation.encode_sources
+    monkeypatch.setattr(
+        translation,
+        "encode_sources",
+        lambda tok, sources: encoded.extend(s for s in sources if isinstance(s, str)) or real(tok, sources),
+    )
+    lines = [f"a man runs {'fast ' * (i % 7)}in the park" for i in range(150)]
+    chunks = list(translate_chunks(translator, iter(lines), 16, {"n_best": 1, "max_len_b": 3}))
+    assert sum(map(len, chunks)) == len(lines)
+    assert sorted(encoded) == sorted(lines)  # each line once, none twice

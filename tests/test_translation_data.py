@@ -213,7 +213,7 @@ def test_special_ids_are_read_from_the_tokenizer_by_data_and_models_alike():
     for cls, sizes in ((Transformer, dict(d_model=8, heads=2, ffn_dim=16)), (Seq2Seq, dict(hidden_size=8))):
         model = cls(6, 6, src_tokenizer=json_, tgt_tokenizer=json_, **sizes).eval()
         assert (model.bos_id, model.eos_id, model.src_embedding.padding_idx) == (2, 1, 3)
-        _, batch = model._source_batch(["hello world"], truncate=False)
+        batch = model.source_batch(["hello world"], truncate=False)
         assert batch["src"].tolist() == [[4, 5, 1]]  # ends in the tokenizer's <eos>
         (best,) = model.generate(batch["src"], batch["src_pad_mask"], max_len=4)[0]
         assert best.tokens[-1] == 1 or len(best.tokens) == 4  # decoding stops at the tokenizer's <eos>

@@ -22,10 +22,9 @@ PUBLIC = {  # name -> the module that defines it
     "TransformerLM": "zoo.models.transformer_lm",
     "DecodingMixin": "zoo.generation.decoding",
     "CheckpointError": "zoo.hub.checkpoints",
-    "load_model": "zoo.hub.checkpoints",
-    "load_pretrained": "zoo.hub.pretrained",
+    "load_model": "zoo.hub.loading",
+    "load_pretrained": "zoo.hub.loading",
 }
-MODELS = ("CharRNN", "Seq2Seq", "Transformer", "TransformerLM")  # what checkpoints and bundles may build
 __all__ = sorted(PUBLIC)
 
 

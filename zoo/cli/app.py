@@ -18,12 +18,12 @@ from functools import cached_property
 from pathlib import Path
 
 import lightning as L
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from callbacks.checkpoint_on_error import CheckpointOnError
 from datamodules.checks import require_in
+from zoo.cli.errors import USER_ERRORS
 from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
 from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
 
@@ -35,9 +35,6 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "serve": ("zoo.cli.serve", "serve_main"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-# Errors a user's input causes, reported as one line (ZOO_TRACEBACK=1 shows the traceback, for bug reports).
-# CorpusError, CheckpointError and InputError are ValueErrors; OSError covers missing and unreadable files.
-USER_ERRORS = (ValueError, OSError, MisconfigurationException)
 LIBRARY_PACKAGES = [
     Path(__file__).resolve().parents[2] / name for name in ("zoo", "datamodules", "callbacks")
 ]  # zoo/cli/app.py

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 
 from zoo.hub.bundles import export_bundle
-from zoo.hub.checkpoints import CheckpointError
-from zoo.hub.pretrained import load_either
+from zoo.hub.loading import load_model, load_pretrained
 
 FORMATS = ("bundle", "transformers", "ctranslate2")
 
@@ -44,17 +43,14 @@ def export_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.format == "bundle" and args.pretrained:
         parser.error("--format bundle needs --checkpoint (a training checkpoint: the bundle records its metrics)")
-    try:
-        folder = export(args)
-    except (CheckpointError, OSError, ImportError, ValueError) as error:
-        parser.exit(2, f"zoo export: error: {error}\n")
+    folder = export(args)
     print(f"{args.format} folder written to {folder}")
 
 
 def export(args: argparse.Namespace):
     if args.format == "bundle":
         return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)
-    model = load_either(args.checkpoint, args.pretrained)
+    model = load_model(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
     if args.format == "transformers":
         from zoo.interop.transformers_export import export_transformers
 

@@ -6,9 +6,8 @@ import argparse
 import sys
 
 from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
+from zoo.cli.model_option import model_for_command
 from zoo.generation.options import DecodingOptions
-from zoo.hub.checkpoints import CheckpointError
-from zoo.hub.pretrained import load_for_command
 
 MAX_LENGTH = 20_000  # about two minutes for the shipped char-RNN on a 2-core CPU; longer: call generate_texts
 PROGRESS_ABOVE = 1_000  # tokens: longer generations show a progress bar on stderr
@@ -40,18 +39,15 @@ def generate_main(argv: list[str]) -> None:
             f"Fix: ask for less, or call model.generate_texts(prompt, length) from Python."
         )
     options = {**decoding_options(args, OPTIONS), "progress": args.length > PROGRESS_ABOVE}
-    try:
-        DecodingOptions(**options).check()  # before loading anything
-        model = load_for_command(
-            args.checkpoint,
-            args.pretrained,
-            "generate_texts",
-            "does not continue text. Fix: pass a language "
-            "model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`.",
-        )
-        results = model.generate_texts(args.prompt, args.length, **options)
-    except (CheckpointError, ValueError) as error:
-        parser.exit(2, f"zoo generate: error: {error}\n")
+    DecodingOptions(**options).check()  # before loading anything
+    model = model_for_command(
+        args.checkpoint,
+        args.pretrained,
+        "generate_texts",
+        "does not continue text. Fix: pass a language "
+        "model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`.",
+    )
+    results = model.generate_texts(args.prompt, args.length, **options)
     if len(results) == 1:
         sys.stdout.write(args.prompt + results[0][0] + "\n")
         return

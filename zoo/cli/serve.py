@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from zoo.hub.checkpoints import CheckpointError
+from zoo.hub.loading import load_model, load_pretrained
 from zoo.hub.model_card import limits_section, markdown_table, split_card
-from zoo.hub.pretrained import PACKAGE_DIR, load_local, load_pretrained, registry
+from zoo.hub.pretrained import PACKAGE_DIR, registry
 
 
 def card_of(spec: str, model) -> str:
@@ -49,19 +50,16 @@ def serve_main(argv: list[str]) -> None:
     try:
         from zoo.demo.page import Served, build_page
     except ImportError as error:
-        parser.exit(2, f"zoo serve: error: {error}. Fix: pip install 'seq-zoo[demo]' (Gradio).\n")
-    specs = [(name, load_pretrained) for name in args.pretrained] + [(path, load_local) for path in args.checkpoint]
+        raise ImportError(f"{error}. Fix: pip install 'seq-zoo[demo]' (Gradio).") from error
+    specs = [(name, load_pretrained) for name in args.pretrained] + [(path, load_model) for path in args.checkpoint]
     if not specs:
         specs = [(name, load_pretrained) for name in registry()]
-    try:
-        served = []
-        for spec, load in specs:
-            model = load(spec)
-            if not hasattr(model, "n_best_with_attention") and not hasattr(model, "generate_text"):
-                raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates")
-            served.append(Served(spec, model, card_of(spec, model)))
-    except (CheckpointError, ValueError, OSError) as error:
-        parser.exit(2, f"zoo serve: error: {error}\n")
+    served = []
+    for spec, load in specs:
+        model = load(spec)
+        if not hasattr(model, "translate_n_best") and not hasattr(model, "generate_text"):
+            raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates")
+        served.append(Served(spec, model, card_of(spec, model)))
     page = build_page(served)
     print(f"zoo serve: {len(served)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     try:
@@ -74,6 +72,6 @@ def serve_main(argv: list[str]) -> None:
             prevent_thread_lock=True,
         )
     except OSError as error:  # the port is taken
-        parser.exit(2, f"zoo serve: error: {error}. Fix: choose another --port.\n")
+        raise OSError(f"{error}. Fix: choose another --port.") from error
     print("zoo serve: the page is up", flush=True)  # (scripts and tests wait for this line)
     page.block_thread()

@@ -12,12 +12,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
+from zoo.cli.errors import USER_ERRORS
+from zoo.cli.model_option import model_for_command
 from zoo.cli.stop_signals import Stopped, stop_requests
 from zoo.cli.text_lines import InputError, input_name, iter_lines, one_line, open_input
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
-from zoo.hub.pretrained import load_for_command
 from zoo.modules.int8 import int8_copy
+from zoo.tasks.translation_inputs import source_room
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
 # Lines are read, length-sorted, translated and written a chunk at a time: the first chunk is one batch (its
@@ -92,9 +94,14 @@ def translate_main(argv: list[str]) -> None:
         parser.exit(stopped.exit_code, f"zoo translate: stopped by {stopped.cause}: {written.resume_hint()}\n")
     except BrokenPipeError:
         raise  # the reader left (`| head`): zoo.cli.app ends quietly
-    except (CheckpointError, ValueError, OSError, ImportError) as error:
-        hint = f" ({written.resume_hint()})" if written.lines else ""
-        parser.exit(2, f"zoo translate: error: {error}{hint}\n")
+    except USER_ERRORS as error:
+        if written.lines:  # zoo.cli.app reports it, with what is already written
+            raise PartlyWritten(f"{error} ({written.resume_hint()})") from error
+        raise
+
+
+class PartlyWritten(ValueError):
+    """A user error after some translations were written: the message says which, and how to go on."""
 
 
 def write_translations(model, args: argparse.Namespace, options: dict, written: Written) -> None:
@@ -154,7 +161,7 @@ def load_translator(args: argparse.Namespace):
         from zoo.interop.ctranslate2_engine import CTranslate2Translator
 
         return CTranslate2Translator(args.checkpoint, compute_type=args.compute_type)
-    model = load_for_command(
+    model = model_for_command(
         args.checkpoint,
         args.pretrained,
         "translate_n_best",
@@ -184,8 +191,9 @@ def translate_chunks(
     yielded is always a complete, aligned prefix of the output."""
     progress = None
     for chunk, error in _chunks(lines, batch_size):
-        lengths = model.source_lengths(chunk)
-        room = model.max_source_tokens - 1  # and one <eos>
+        encoded = model.encode_sources(chunk)  # once: measured here, translated below
+        lengths = [len(e.ids) for e in encoded]
+        room = source_room(model.max_source_tokens)
         long = [i for i, n in enumerate(lengths) if n > room]
         if long and too_long == "error":
             i = long[0]
@@ -193,7 +201,7 @@ def translate_chunks(
                 f"{name}, line {first + i + 1}: {lengths[i]} tokens, more than the {room} this model reads. Fix: "
                 f"split the line, or --too-long truncate (translate its first {room} tokens) or skip (an empty line)."
             )
-            chunk, lengths, long = chunk[:i], lengths[:i], []
+            chunk, encoded, lengths, long = chunk[:i], encoded[:i], lengths[:i], []
         for i in long:
             done = f"translated its first {room}" if too_long == "truncate" else "skipped (an empty output line)"
             print(
@@ -208,7 +216,7 @@ def translate_chunks(
         outputs: list[list[tuple[str, float]]] = [[] for _ in chunk]
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            for i, n_best in zip(batch, model.translate_n_best([chunk[i] for i in batch], truncate=True, **options)):
+            for i, n_best in zip(batch, model.translate_n_best([encoded[i] for i in batch], truncate=True, **options)):
                 outputs[i] = n_best
             progress.update(len(batch))
         yield [_output_lines(n_best, first + i, options["n_best"]) for i, n_best in enumerate(outputs)]

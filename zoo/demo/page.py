@@ -113,7 +113,7 @@ def build_page(models: list[Served], limits: requests.Limits | None = None) -> g
         with gr.Tabs():
             for index, served in enumerate(models):
                 with gr.Tab(served.name, id=index):
-                    if hasattr(served.model, "n_best_with_attention"):
+                    if hasattr(served.model, "translate_n_best"):
                         translation_tab(served, index, limits)
                     else:
                         generation_tab(served, index, limits)

@@ -55,7 +55,7 @@ def translate(model, text: str, beam_size: int, n_best: int, limits: Limits) -> 
         {"strategy": "greedy"} if beam_size == 1 else {"strategy": "beam", "beam_size": beam_size, "n_best": n_best}
     )
     try:
-        hypotheses = model.n_best_with_attention([sentence], truncate=True, **options)[0]
+        hypotheses = model.translate_n_best([sentence], truncate=True, attention=True, **options)[0]
     except ValueError as error:  # e.g. a sentence with nothing the tokenizer keeps
         raise RequestError(str(error)) from error
     return TranslationResult(

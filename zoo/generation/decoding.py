@@ -26,7 +26,7 @@ import torch
 
 from zoo.generation.beam_search import beam_search
 from zoo.generation.nested import gather_rows
-from zoo.generation.options import DecodingOptions, Hypothesis, Start
+from zoo.generation.options import DecodingOptions, Hypothesis, Start, length_limits
 from zoo.generation.sequential_decoding import decode_sequentially
 
 
@@ -112,42 +112,10 @@ class DecodingMixin(ABC):
         return prompt
 
     def _length_limits(self, src, src_pad_mask, prompt: torch.Tensor, opts: DecodingOptions) -> torch.Tensor:
-        """(B,) the most new tokens each input may get, within the model's ``context_size`` if it has one."""
-        batch_size, max_len = prompt.shape[0], opts.max_len
-        context = self.context_size
-        if context is not None and prompt.shape[1] + max_len - 1 > context:  # the last new token is never fed back
-            room = context - prompt.shape[1] + 1
-            if src is None:  # a language model asked for more text than it can hold
-                raise ValueError(
-                    f"a prompt of {prompt.shape[1]} tokens plus {max_len} new ones exceeds this model's "
-                    f"{context} positions (prompt and new tokens together; a char model's tokens are characters). "
-                    f"Fix: {_fitting_lengths(prompt.shape[1], max_len, context)}."
-                )
-            max_len = room  # translation: max_len is only a ceiling
-        limits = torch.full((batch_size,), max_len, dtype=torch.long, device="cpu")  # read by the host's loop
-        if opts.max_len_a is not None or opts.max_len_b is not None:
-            if src is None:
-                raise ValueError(
-                    "max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len."
-                )
-            src_len = (
-                (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full_like(limits, src.shape[1])
+        """(B,) the most new tokens each input may get (see options.length_limits)."""
+        source_lengths = None
+        if src is not None:  # <eos> included
+            source_lengths = (
+                (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full((len(src),), src.shape[1])
             )
-            limits = ((opts.max_len_a or 0) * src_len + (opts.max_len_b or 0)).long().clamp(max=max_len)
-        if bool((limits < max(opts.min_len, 1)).any()):
-            raise ValueError(
-                f"a length limit ({int(limits.min())} tokens, from max_len {opts.max_len}, max_len_a {opts.max_len_a} and "
-                f"max_len_b {opts.max_len_b}) is below min_len {opts.min_len} or 1. Fix: raise max_len_b or max_len."
-            )
-        return limits
-
-
-def _fitting_lengths(prompt: int, new: int, context: int) -> str:
-    """What to ask for instead when ``prompt`` + ``new`` - 1 tokens exceed ``context``: only fixes that fit."""
-    fixes = []
-    if context - prompt + 1 >= 1:
-        fixes.append(f"ask for at most {context - prompt + 1} new tokens")
-    if context - new + 1 >= 1:
-        fixes.append(f"shorten the prompt to at most {context - new + 1} tokens (its end)")
-    half = context // 2
-    return " or ".join(fixes) or f"shorten the prompt to at most {half} tokens and ask for at most {context - half + 1}"
+        return length_limits(opts, prompt.shape[0], prompt.shape[1], self.context_size, source_lengths)

@@ -110,6 +110,50 @@ class DecodingOptions:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
 
 
+def length_limits(
+    opts: DecodingOptions,
+    batch_size: int,
+    prompt_length: int,
+    context_size: int | None,
+    source_lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B,) the most new tokens each input may get, for every engine: ``max_len``, within a model's
+    ``context_size`` positions if it has one (the prompt and the new tokens but the last, which is never fed
+    back), and with ``max_len_a``/``max_len_b`` ``a * source length + b`` (source lengths (B,), <eos>
+    included) under that ceiling. On the CPU, where the decoding loops read it."""
+    max_len = opts.max_len
+    if context_size is not None and prompt_length + max_len - 1 > context_size:
+        if source_lengths is None:  # a language model asked for more text than it can hold
+            raise ValueError(
+                f"a prompt of {prompt_length} tokens plus {max_len} new ones exceeds this model's "
+                f"{context_size} positions (prompt and new tokens together; a char model's tokens are characters). "
+                f"Fix: {_fitting_lengths(prompt_length, max_len, context_size)}."
+            )
+        max_len = context_size - prompt_length + 1  # translation: max_len is only a ceiling
+    limits = torch.full((batch_size,), max_len, dtype=torch.long)
+    if opts.max_len_a is not None or opts.max_len_b is not None:
+        if source_lengths is None:
+            raise ValueError("max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len.")
+        limits = ((opts.max_len_a or 0) * source_lengths + (opts.max_len_b or 0)).long().clamp(max=max_len)
+    if bool((limits < max(opts.min_len, 1)).any()):
+        raise ValueError(
+            f"a length limit ({int(limits.min())} tokens, from max_len {opts.max_len}, max_len_a {opts.max_len_a} and "
+            f"max_len_b {opts.max_len_b}) is below min_len {opts.min_len} or 1. Fix: raise max_len_b or max_len."
+        )
+    return limits
+
+
+def _fitting_lengths(prompt: int, new: int, context: int) -> str:
+    """What to ask for instead when ``prompt`` + ``new`` - 1 tokens exceed ``context``: only fixes that fit."""
+    fixes = []
+    if context - prompt + 1 >= 1:
+        fixes.append(f"ask for at most {context - prompt + 1} new tokens")
+    if context - new + 1 >= 1:
+        fixes.append(f"shorten the prompt to at most {context - new + 1} tokens (its end)")
+    half = context // 2
+    return " or ".join(fixes) or f"shorten the prompt to at most {half} tokens and ask for at most {context - half + 1}"
+
+
 def decoding_steps(limits: torch.Tensor, opts: DecodingOptions) -> Iterable[int]:
     """The step numbers of a decoding loop (up to the longest limit), counted on a progress bar if asked."""
     return tqdm(range(int(limits.max())), disable=not opts.progress, unit="tok", file=sys.stderr, leave=False)

@@ -18,25 +18,23 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 
 import lightning as L
 import safetensors.torch
 import torch
 
-from datamodules.file_modes import give_default_modes
+from zoo.hub.atomic_writes import atomic_folder
 from zoo.hub.checkpoints import (
     CheckpointError,
     build_model,
     init_args_of,
-    model_class,
     model_from_checkpoint,
-    public_class_path,
     read_checkpoint,
+    saved_class_path,
 )
 from zoo.hub.model_card import card_metadata, limits_section, markdown_table, render
+from zoo.models.registry import model_class, public_class_path
 
 FORMAT = "seq-zoo-bundle/1"
 CONFIG, WEIGHTS, CHECKSUMS, CARD = "config.json", "model.safetensors", "SHA256SUMS", "README.md"
@@ -62,27 +60,13 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
     A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it)."""
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    out = refuse_to_overwrite(out, force)
     checkpoint = read_checkpoint(checkpoint_path)
-    model = model_from_checkpoint(checkpoint, checkpoint_path)
-    staging = staging_folder(out)
-    try:
+    model = model_from_checkpoint(
+        checkpoint, checkpoint_path, model_class(saved_class_path(checkpoint), checkpoint_path)
+    )
+    with atomic_folder(out, force) as staging:
         write_bundle_files(staging, model, checkpoint, dtype)
-        replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
-
-
-def refuse_to_overwrite(out: str | Path, force: bool) -> Path:
-    """``out`` as a Path, if an export may write there: new, an empty folder, or ``force`` (replaced whole)."""
-    out = Path(out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(
-            f"{out} already exists and is not an empty folder; export never overwrites it. "
-            f"Fix: choose another --out, or pass --force to replace it."
-        )
-    return out
+    return Path(out)
 
 
 def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict, dtype: str) -> None:
@@ -112,44 +96,6 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
     write_checksums(folder)
 
 
-def staging_folder(out: Path) -> Path:
-    """A new private folder beside ``out``, to write an export into before ``replace_folder`` puts it there."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    except OSError as error:
-        raise not_writable(out, error) from error
-
-
-def not_writable(out: Path, error: OSError) -> CheckpointError:
-    """Names the user's folder, not our staging path inside it."""
-    parent = out.resolve().parent
-    return CheckpointError(
-        f"cannot write {out}: {error.strerror or error} in {parent}. Fix: choose an --out in a folder you can "
-        f"write to, or make {parent} writable (and {out} too, to replace it with --force)."
-    )
-
-
-def replace_folder(new: Path, target: Path) -> None:
-    """Put the folder ``new`` at ``target`` by renames, so that ``target`` is never half written; an existing
-    ``target`` is moved aside first and deleted only once ``new`` stands in its place. ``new`` gets the
-    modes the user's umask gives (a staging folder is private to the user)."""
-    give_default_modes(new)
-    old = None
-    try:
-        if target.exists():
-            old = target.with_name(f".{target.name}.replaced")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        new.rename(target)
-    except OSError as error:
-        if old is not None and old.exists() and not target.exists():
-            old.rename(target)  # the user's folder stays as it was
-        raise not_writable(target, error) from error
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -165,9 +111,10 @@ def write_checksums(folder: Path) -> None:
     (folder / CHECKSUMS).write_text(lines, encoding="utf-8")
 
 
-def verify_checksums(folder: Path) -> None:
-    """Every file SHA256SUMS lists is present and unchanged. A bundle without SHA256SUMS is refused (its
-    files could be damaged unseen); the user who trusts them opts in by listing them, as the message says."""
+def verify_checksums(folder: Path, listing_sha256: str | None = None) -> None:
+    """Every file SHA256SUMS lists is present and unchanged, each read once; with ``listing_sha256`` (a registry's
+    digest of SHA256SUMS), the listing itself too. A bundle without SHA256SUMS is refused (its files could be
+    damaged unseen); the user who trusts them opts in by listing them, as the message says."""
     listing = folder / CHECKSUMS
     if not listing.is_file():
         files = " ".join(shlex.quote(p.name) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CARD)
@@ -176,6 +123,8 @@ def verify_checksums(folder: Path) -> None:
             f"again with `zoo export`, or, if you trust its files as they are, list them: "
             f"(cd {shlex.quote(str(folder))} && sha256sum {files} > {CHECKSUMS})"
         )
+    if listing_sha256 is not None and sha256_of(listing) != listing_sha256:
+        raise CheckpointError(f"{listing} is not the one its registry lists: the bundle is damaged or another version.")
     listed = {}
     for line in listing.read_text(encoding="utf-8").splitlines():
         digest, _, name = line.partition("  ")
@@ -207,15 +156,16 @@ def model_card(config: dict, parameters: int, dtype: str) -> str:
     return render(card_metadata(translation, config.get("data")), body)
 
 
-def load_bundle(folder: str | Path) -> L.LightningModule:
-    """The model of a bundle folder, in eval mode, fp32, on the CPU."""
+def load_bundle(folder: str | Path, listing_sha256: str | None = None) -> L.LightningModule:
+    """The model of a bundle folder, in eval mode, fp32, on the CPU, each file checked once against SHA256SUMS
+    (and that against ``listing_sha256``, when a registry gives it)."""
     folder = Path(folder)
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise CheckpointError(
                 f"{folder} is not a model bundle: {name} is missing. Fix: write one with `zoo export`."
             )
-    verify_checksums(folder)
+    verify_checksums(folder, listing_sha256)
     try:
         config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

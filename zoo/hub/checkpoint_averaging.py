@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
-from zoo.hub.checkpoints import CheckpointError, model_class, read_checkpoint, saved_class_path
+from zoo.hub.atomic_writes import atomic_file
+from zoo.hub.checkpoints import CheckpointError, read_checkpoint, saved_class_path
+from zoo.models.registry import model_class
 
 
 def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
@@ -28,18 +30,15 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
             averaged[name] = torch.stack([c["state_dict"][name].float() for c in checkpoints]).mean(0).to(value.dtype)
         else:
             averaged[name] = value
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # The last snapshot's place in training and Lightning version (so Model.load_from_checkpoint works); no
     # optimizer or loop state, which would belong to the last snapshot alone.
     kept = {key: last[key] for key in ("epoch", "global_step", "pytorch-lightning_version") if key in last}
-    torch.save(
-        {
-            **kept,
-            "state_dict": averaged,
-            "hyper_parameters": last["hyper_parameters"],
-            "averaged_checkpoints": len(checkpoints),
-        },
-        out,
-    )
-    return out
+    averaged = {
+        **kept,
+        "state_dict": averaged,
+        "hyper_parameters": last["hyper_parameters"],
+        "averaged_checkpoints": len(checkpoints),
+    }
+    with atomic_file(out) as partial:
+        torch.save(averaged, partial)
+    return Path(out)

@@ -1,4 +1,8 @@
-"""Loading checkpoints written by `zoo fit`, safely: no arbitrary unpickling, clear errors."""
+"""Checkpoints written by `zoo fit`: read safely (no arbitrary unpickling), built into their model, and checked
+before a run continues from one (same model class, data and sizes), each with an error that says what to do.
+
+Which class a file may build is the registry's decision (zoo/models/registry.py); this module takes the class.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ from typing import Any
 import lightning as L
 import torch
 
-import zoo
 import zoo.modules.rnn_state  # noqa: F401  (registers RNNState, carried in char-RNN checkpoints, as safe to load)
-from zoo.modules.renamed_weights import optimizer_state_in_current_order, rename_old_weights
+from zoo.modules.renamed_weights import rename_old_weights
 
 
 class CheckpointError(ValueError):
@@ -39,44 +42,16 @@ def saved_class_path(checkpoint: dict[str, Any]) -> str | None:
     return checkpoint.get("hyper_parameters", {}).get("_class_path")
 
 
-def model_class(class_path: str | None, path: str | Path) -> type[L.LightningModule]:
-    """The model class ``class_path`` (read from the file ``path``) names; only zoo's models are accepted."""
-    if not class_path:
-        raise CheckpointError(
-            f"{path} does not name its model class (it was not written by `zoo fit`). "
-            f"Fix: load it with the class itself, e.g. zoo.CharRNN.load_from_checkpoint(path)."
-        )
-    module_name, _, class_name = class_path.rpartition(".")
-    if module_name != "zoo" and not module_name.startswith("zoo."):
-        raise CheckpointError(f"{path} names model class {class_path!r}, which is not a zoo model.")
-    # By name among the public models, whatever module it was written from: files from before zoo/ had
-    # subpackages say zoo.char_rnn.CharRNN, newer ones zoo.CharRNN.
-    if class_name not in zoo.MODELS:
-        raise CheckpointError(f"{path} names model class {class_path!r}, which does not exist in this version.")
-    return getattr(zoo, class_name)
-
-
-def public_class_path(cls: type) -> str:
-    """How checkpoints and bundles name a model class: ``zoo.<Name>``, which survives moves inside zoo/."""
-    return f"zoo.{cls.__name__}" if cls.__name__ in zoo.MODELS else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def load_model(path: str | Path) -> L.LightningModule:
-    """A model from a `zoo fit` checkpoint, in eval mode on the CPU; needs no DataModule or config."""
-    return model_from_checkpoint(read_checkpoint(path), path).eval()
-
-
 def init_args_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The model's constructor arguments saved in a checkpoint (Lightning's "_"-prefixed entries left out)."""
     return {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
 
 
 def model_from_checkpoint(
-    checkpoint: dict[str, Any], path: str | Path, cls: type[L.LightningModule] | None = None, **overrides
+    checkpoint: dict[str, Any], path: str | Path, cls: type[L.LightningModule], **overrides
 ) -> L.LightningModule:
-    """The model a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights: of the
-    class the checkpoint names, or ``cls``; ``overrides`` replace saved constructor arguments."""
-    cls = cls or model_class(saved_class_path(checkpoint), path)
+    """The ``cls`` a checkpoint dict (read by ``read_checkpoint`` from ``path``) describes, with its weights;
+    ``overrides`` replace saved constructor arguments."""
     model = build_model(cls, {**init_args_of(checkpoint), **overrides}, path)
     check_compatible(checkpoint, model, path)  # a clear message for weights of another shape
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
@@ -151,24 +126,3 @@ def _difference(key: str, theirs: Any, ours: Any) -> str:
     if isinstance(theirs, str) and len(theirs) > 40:
         return "another tokenizer"
     return f"{theirs!r} there, {ours!r} here"
-
-
-class ChecksCheckpointClass:
-    """Mixed into zoo models: ``Model.load_from_checkpoint`` reads the file once, safely (``read_checkpoint``), and
-    refuses with a clear error a checkpoint of another model class, vocabulary or size."""
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **overrides):
-        """The model saved at ``checkpoint_path``, which must be a ``cls``; ``overrides`` replace saved constructor
-        arguments (as in Lightning); ``map_location``: the device to put it on (default: the CPU)."""
-        checkpoint = read_checkpoint(checkpoint_path)
-        fix = "Fix: load it with its own class's load_from_checkpoint, or with zoo.load_model (any zoo model)."
-        check_class(checkpoint, cls.__name__, checkpoint_path, fix)
-        model = model_from_checkpoint(checkpoint, checkpoint_path, cls, **overrides)
-        return model if map_location is None else model.to(map_location)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Lightning restores weights right after this hook (fit, validate, test with ckpt_path): refuse a
-        checkpoint of another model, vocabulary or size here, with a message instead of a shape traceback."""
-        check_compatible(checkpoint, self, "the checkpoint")
-        optimizer_state_in_current_order(checkpoint, self)

@@ -1,4 +1,6 @@
-"""``zoo.load_pretrained``: a ready model (eval mode) from a registered name, a local path or a URL.
+"""The pretrained registry, and where the files of a pretrained spec (a registered name, a local path, a URL or
+a Hugging Face Hub id) lie on this machine: ``locate`` fetches what is missing; ``zoo.load_pretrained``
+(zoo/hub/loading.py) loads what it finds.
 
 The registry, ``zoo/hub/pretrained_bundles/registry.json``, maps a name to a bundle (see zoo/hub/bundles.py):
 its model class, a description, the sha256 of each of its files, and where they live:
@@ -14,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
-
 from datamodules.sources import CorpusError, cache_dir, download, url_cache_path
-from zoo.hub.bundles import CHECKSUMS, CONFIG, WEIGHTS, load_bundle, sha256_of
-from zoo.hub.checkpoints import CheckpointError, load_model, public_class_path
+from zoo.hub.bundles import CHECKSUMS, CONFIG, WEIGHTS, sha256_of
+from zoo.hub.checkpoints import CheckpointError
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained_bundles"
 URL_SCHEMES = ("http://", "https://", "file://")
@@ -32,74 +32,56 @@ def registry() -> dict[str, dict]:
     return json.loads((PACKAGE_DIR / "registry.json").read_text(encoding="utf-8"))
 
 
-def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L.LightningModule:
+@dataclass
+class Located:
+    """Where a pretrained spec's files lie on this machine, and how to check them."""
+
+    path: Path  # a bundle folder or a .ckpt file
+    listing_sha256: str | None = None  # a registry's digest of the bundle's SHA256SUMS
+    class_path: str | None = None  # the class a registry says the bundle holds
+    discard_if_damaged: bool = False  # a download of ours: remove it when it fails to load, to fetch it again
+
+
+def locate(spec: str | Path, known: dict[str, dict] | None = None) -> Located:
     """``spec``: a registered name, a bundle folder, a ``.ckpt`` file, an http(s)/file URL of either, or the id
-    of a Hugging Face Hub repository holding a bundle ("owner/name"). ``known`` replaces the packaged registry
-    (for private registries and tests)."""
+    of a Hugging Face Hub repository holding a bundle ("owner/name"), fetched into the cache when needed.
+    ``known`` replaces the packaged registry (for private registries and tests)."""
     known = registry() if known is None else known
     spec = str(spec)
     if spec in known:
-        return _load_registered(spec, known[spec])
+        return _registered(spec, known[spec])
     if spec.startswith(URL_SCHEMES):
-        return _load_url(spec)
+        return _from_url(spec)
     path = Path(spec).expanduser()
     if not path.exists() and path.suffix != ".ckpt" and HUB_REPO_ID.fullmatch(spec):
-        return load_bundle(_hub_snapshot(spec))
+        return Located(_hub_snapshot(spec))
     if path.exists() or path.suffix == ".ckpt" or "/" in spec:
-        return load_local(path)
+        return Located(path)
     raise CheckpointError(
         f"unknown pretrained model {spec!r}: not a registered name, an existing path or a URL. "
         f"Known names: {', '.join(sorted(known)) or '(none)'}."
     )
 
 
-def load_either(checkpoint: str | None, pretrained: str | None) -> L.LightningModule:
-    """The model of a command's ``--checkpoint`` (a file or bundle folder) or else its ``--pretrained``."""
-    return load_local(checkpoint) if checkpoint else load_pretrained(pretrained)
-
-
-def load_for_command(checkpoint: str | None, pretrained: str | None, needs: str, refusal: str) -> L.LightningModule:
-    """For the inference commands: the model of ``--checkpoint`` or ``--pretrained``, which must have
-    the method ``needs``; otherwise a CheckpointError "<source> holds a <Class>, which <refusal>"."""
-    model = load_either(checkpoint, pretrained)
-    if not hasattr(model, needs):
-        raise CheckpointError(f"{checkpoint or pretrained} holds a {type(model).__name__}, which {refusal}")
-    return model
-
-
-def load_local(path: str | Path) -> L.LightningModule:
-    """A bundle folder or a `zoo fit` checkpoint file."""
-    path = Path(path).expanduser()
-    return load_bundle(path) if path.is_dir() else load_model(path)
-
-
-def _load_registered(name: str, entry: dict) -> L.LightningModule:
-    location = entry["url"]
+def _registered(name: str, entry: dict) -> Located:
+    """A registered bundle: shipped in the package, or downloaded into the cache (again when the registry lists
+    another version than the cached one). Its files are checked once, on loading, through SHA256SUMS."""
+    location, listing = entry["url"], entry["files"][CHECKSUMS]
     if location.startswith("package:"):
-        folder = PACKAGE_DIR / location.removeprefix("package:")
+        return Located(PACKAGE_DIR / location.removeprefix("package:"), listing, entry["class_path"])
+    folder = cache_dir() / "pretrained" / name
+    if not (folder / CHECKSUMS).is_file() or sha256_of(folder / CHECKSUMS) != listing:
         for filename, sha256 in entry["files"].items():
-            if not (folder / filename).is_file() or sha256_of(folder / filename) != sha256:
-                raise CheckpointError(f"the packaged bundle {name!r} is damaged ({filename}). Fix: reinstall seq-zoo.")
-    else:
-        folder = cache_dir() / "pretrained" / name
-        for filename, sha256 in entry["files"].items():
-            target = folder / filename
-            if target.is_file() and sha256_of(target) == sha256:
-                continue  # cached
-            _download(f"{location.rstrip('/')}/{filename}", target, sha256)
-    model = load_bundle(folder)
-    actual = public_class_path(type(model))
-    if actual.rpartition(".")[2] != entry["class_path"].rpartition(".")[2]:
-        raise CheckpointError(f"pretrained {name!r} should be a {entry['class_path']} but its bundle holds a {actual}.")
-    return model
+            _download(f"{location.rstrip('/')}/{filename}", folder / filename, sha256)
+    return Located(folder, listing, entry["class_path"], discard_if_damaged=True)
 
 
-def _load_url(url: str) -> L.LightningModule:
+def _from_url(url: str) -> Located:
     if url.endswith(".ckpt"):
         target = url_cache_path(url)
         if not target.is_file():
             _download(url, target, None)
-        return load_model(target)
+        return Located(target)
     base = url.rstrip("/")
     folder = url_cache_path(f"{base}/{CONFIG}").parent
     if not (folder / CONFIG).is_file():
@@ -112,12 +94,8 @@ def _load_url(url: str) -> L.LightningModule:
         try:
             download(f"{base}/{CHECKSUMS}", folder / CHECKSUMS, None)
         except CorpusError:
-            pass  # an older bundle without one: load_bundle warns that it cannot be checked
-    try:
-        return load_bundle(folder)
-    except CheckpointError:
-        shutil.rmtree(folder)  # a damaged download is not kept: the next call fetches it again
-        raise
+            pass  # an older bundle without one: loading refuses it and says how to opt in
+    return Located(folder, discard_if_damaged=True)
 
 
 def _hub_snapshot(repo_id: str) -> Path:

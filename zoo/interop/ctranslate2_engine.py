@@ -15,22 +15,24 @@ max_len_a * source + max_len_b is cut there, as our search would have cut it).
 from __future__ import annotations
 
 import json
-import shutil
+import tempfile
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
-from zoo.hub.bundles import refuse_to_overwrite, replace_folder, staging_folder
+from zoo.generation.options import DecodingOptions, length_limits
+from zoo.hub.atomic_writes import atomic_folder, refuse_to_overwrite
 from zoo.hub.checkpoints import CheckpointError
 from zoo.interop.transformers_export import export_card, export_transformers
+from zoo.tasks.translation_inputs import Source, checked_sources, encode_sources
 
 DECODING_FILE = "zoo_decoding.json"
 COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
 CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
 # or, in Python (the source pieces of tokenizer.json, then <eos>):
 import ctranslate2
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 tokenizer = Tokenizer.from_file("FOLDER/tokenizer.json")
 translator = ctranslate2.Translator("FOLDER", compute_type="int8")
@@ -51,12 +53,11 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
     """Write ``model`` as a CTranslate2 folder at ``out`` (new or empty unless ``force``), all at once;
     ``quantization`` (e.g. int8) stores the weights so."""
     ctranslate2 = require_ctranslate2()
-    out = refuse_to_overwrite(out, force)
-    work = staging_folder(out)
-    try:
-        hf_folder = export_transformers(model, work / "transformers")
+    refuse_to_overwrite(out, force)  # before the conversion's work
+    with tempfile.TemporaryDirectory() as work, atomic_folder(out, force) as staging:
+        hf_folder = export_transformers(model, Path(work) / "transformers")
         converter = ctranslate2.converters.TransformersConverter(str(hf_folder), copy_files=["tokenizer.json"])
-        converted = Path(converter.convert(str(work / "ctranslate2"), quantization=quantization))
+        converted = Path(converter.convert(str(staging), quantization=quantization, force=True))
         config_path = converted / "config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
         # Its Pegasus loader starts decoding from <pad>, Pegasus' convention; ours starts from <bos>.
@@ -70,10 +71,7 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
         }
         (converted / DECODING_FILE).write_text(json.dumps(limits, indent=1), encoding="utf-8")
         (converted / "README.md").write_text(export_card(model, "ctranslate2", CTRANSLATE2_USAGE), encoding="utf-8")
-        replace_folder(converted, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 class CTranslate2Translator:
@@ -97,13 +95,13 @@ class CTranslate2Translator:
             str(folder), device="cpu", compute_type=compute_type, intra_threads=threads or torch.get_num_threads()
         )
 
-    def source_lengths(self, sentences: list[str]) -> list[int]:
-        """Source tokens per sentence (<eos> excluded), as our models count them."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(sentences, add_special_tokens=False)]
+    def encode_sources(self, sentences: list[str]) -> list[Encoding]:
+        """As our models' ``encode_sources`` (zoo/tasks/translation_inputs.py)."""
+        return encode_sources(self.tokenizer, sentences)
 
     def translate_n_best(
         self,
-        sentences: list[str],
+        sources: list[Source],
         truncate: bool = False,
         strategy: str = "greedy",
         beam_size: int = 5,
@@ -112,19 +110,16 @@ class CTranslate2Translator:
         max_len_a: float | None = None,
         max_len_b: int | None = None,
     ) -> list[list[tuple[str, float]]]:
-        room = self.max_source_tokens - 1
-        encoded = self.tokenizer.encode_batch(sentences, add_special_tokens=False)
-        if any(not e.ids for e in encoded):
-            raise ValueError("an empty source sentence cannot be translated")
-        if not truncate and any(len(e.ids) > room for e in encoded):
-            raise ValueError(f"a source sentence has more than the {room} tokens this model reads. Fix: truncate=True.")
-        sources = [e.tokens[:room] + ["<eos>"] for e in encoded]
+        checked = checked_sources(self.encode_sources(sources), self.max_source_tokens, truncate)
+        pieces = [tokens + ["<eos>"] for _, tokens in checked]
         a = self.limits["max_len_a"] if max_len_a is None else max_len_a
         b = self.limits["max_len_b"] if max_len_b is None else max_len_b
-        limits = [min(int(a * len(s) + b), self.limits["max_positions"]) for s in sources]
+        opts = DecodingOptions(max_len_a=a, max_len_b=b)  # the zoo's own rule (and max_len), for the same limits
+        lengths = torch.tensor([len(p) for p in pieces])
+        limits = length_limits(opts, len(pieces), 1, self.limits["max_positions"], lengths).tolist()
         beams = 1 if strategy == "greedy" else beam_size
         results = self.translator.translate_batch(
-            sources,
+            pieces,
             beam_size=beams,
             num_hypotheses=n_best if beams > 1 else 1,
             length_penalty=length_penalty,
@@ -140,5 +135,5 @@ class CTranslate2Translator:
             out.append(hypotheses)
         return out
 
-    def translate(self, sentences: list[str], **options) -> list[str]:
-        return [n_best[0][0] for n_best in self.translate_n_best(sentences, **options)]
+    def translate(self, sources: list[Source], **options) -> list[str]:
+        return [n_best[0][0] for n_best in self.translate_n_best(sources, **options)]

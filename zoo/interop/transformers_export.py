@@ -19,13 +19,12 @@ same: greedy, and beam search without a length penalty (transformers divides by 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, processors
 
-from zoo.hub.bundles import refuse_to_overwrite, replace_folder, staging_folder
+from zoo.hub.atomic_writes import atomic_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.model_card import card_metadata, languages_of, limits_section, render
 
@@ -231,10 +230,8 @@ print(tokenizer.batch_decode(model.generate(**batch, num_beams=5), skip_special_
 
 def export_transformers(model, out: str | Path, force: bool = False) -> Path:
     """Write ``model`` as a transformers folder at ``out`` (new or empty unless ``force``), all at once."""
-    out = refuse_to_overwrite(out, force)
     pegasus = to_pegasus(model)
-    staging = staging_folder(out)
-    try:
+    with atomic_folder(out, force) as staging:
         pegasus.save_pretrained(staging)
         fast_tokenizer(model).save_pretrained(staging)
         # transformers 5 names its class TokenizersBackend, which 4.x cannot load; both know this name.
@@ -242,7 +239,4 @@ def export_transformers(model, out: str | Path, force: bool = False) -> Path:
         settings["tokenizer_class"] = "PreTrainedTokenizerFast"
         (staging / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
         (staging / "README.md").write_text(export_card(model, "transformers", TRANSFORMERS_USAGE), encoding="utf-8")
-        replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+    return Path(out)

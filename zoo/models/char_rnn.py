@@ -12,11 +12,13 @@ from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import tensors_of
+from zoo.models.registry import register_model
 from zoo.modules.recurrent import run_rnn
 from zoo.modules.rnn_state import RNNState
 from zoo.tasks.language_model import LanguageModelTask
 
 
+@register_model
 class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
     """A character-level recurrent language model.
 

@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
+from zoo.models.registry import register_model
 from zoo.modules.attention import AttentionKind
 from zoo.modules.attention_decoder import AttentionDecoder, EncoderMemory, Seq2SeqState
 from zoo.modules.recurrent import run_rnn
@@ -29,6 +30,7 @@ OLD_NAMES = [
 ]
 
 
+@register_model
 class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
     """RNN encoder-decoder with attention.
 

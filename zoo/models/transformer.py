@@ -13,6 +13,7 @@ from torch import nn
 from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
 from zoo.generation.nested import Static
+from zoo.models.registry import register_model
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.modules.renamed_weights import accept_old_names
@@ -33,6 +34,7 @@ OLD_NAMES = old_layer_names("encoder", "encoder_norm", "encoder", cross=False) +
 )
 
 
+@register_model
 class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
     """Encoder-decoder Transformer.
 

@@ -11,6 +11,7 @@ from torch import nn
 from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_in, require_positive
 from zoo.generation.decoding import DecodingMixin
+from zoo.models.registry import register_model
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.positional_encoding import PositionalEncoding, PositionalKind
 from zoo.modules.renamed_weights import accept_old_names
@@ -25,6 +26,7 @@ State = list[KVCache]
 OLD_NAMES = old_layer_names("blocks", "norm", "decoder", cross=False)
 
 
+@register_model
 class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
     """Causal Transformer language model; trains on CharDataModule windows (stateless), generates with a KV cache.
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from zoo.hub.checkpoints import ChecksCheckpointClass
+from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
 
 
-class LanguageModelTask(ChecksCheckpointClass, ABC):
+class LanguageModelTask(CheckedCheckpoints, ABC):
     """A model implements ``language_model_logits`` (a class without it cannot be instantiated), sets
     ``self.vocab`` (a datamodules.CharVocab or None) and has ``generate`` (zoo.generation.decoding.DecodingMixin).
     Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per token, logged as ``<stage>/loss``

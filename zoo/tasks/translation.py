@@ -15,17 +15,18 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import SpecialIds, decode
-from zoo.hub.checkpoints import ChecksCheckpointClass
+from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
+from zoo.tasks.translation_inputs import Source, checked_sources, encode_sources
 
 
-class TranslationTask(ChecksCheckpointClass, ABC):
+class TranslationTask(CheckedCheckpoints, ABC):
     max_source_tokens: int  # set by the model: the longest source (<eos> included) it reads
     flops_per_batch: int | None = None  # of the latest batch, for Lightning's ThroughputMonitor (zoo.tasks.flops)
 
@@ -118,68 +119,44 @@ class TranslationTask(ChecksCheckpointClass, ABC):
         results = self._generate(batch["src"], batch["src_pad_mask"], **options)
         return [self.detokenize(hypotheses[0].tokens) for hypotheses in results]
 
-    def source_lengths(self, sentences: list[str]) -> list[int]:
-        """Source tokens per sentence (<eos> excluded): 0 for a sentence with nothing to translate."""
-        return [len(e.ids) for e in self.tokenizers[0].encode_batch(sentences)]
+    def encode_sources(self, sentences: list[Source]) -> list[Encoding]:
+        """Raw sentences -> their source encodings (token ids and pieces, <eos> not yet added), which the
+        translate methods take as they take text: a caller that must measure sentences first encodes once."""
+        return encode_sources(self.tokenizers[0], sentences)
 
-    def _source_batch(self, sentences: list[str], truncate: bool):
-        """Raw sentences -> their source pieces and a padded batch. Empty sentences are refused; so are
-        sentences longer than the model reads (``max_source_tokens``), unless ``truncate``."""
-        encoded = self.tokenizers[0].encode_batch(sentences)
-        empty = [i for i, e in enumerate(encoded) if not e.ids]
-        if empty:
-            raise ValueError(f"source sentence(s) {empty} are empty: there is nothing to translate.")
-        room = self.max_source_tokens - 1  # and one <eos>
-        long = [i for i, e in enumerate(encoded) if len(e.ids) > room]
-        if long and not truncate:
-            raise ValueError(
-                f"source sentence {long[0]} has {len(encoded[long[0]].ids)} tokens, more than the {room} this model "
-                f"reads. Fix: split it, or pass truncate=True to translate its first {room} tokens."
-            )
-        pieces = [e.tokens[:room] for e in encoded]
-        return pieces, collate_pairs([{"src_ids": e.ids[:room], "tgt_ids": []} for e in encoded], self.special_ids)
+    def source_batch(self, sources: list[Source], truncate: bool = False) -> TranslationBatch:
+        """Raw (or encoded) sentences -> a padded batch of sources (src, src_pad_mask), each ending in <eos>, as
+        ``generate`` takes them; empty and (unless ``truncate``) too long sentences refused."""
+        return self._collate_sources(checked_sources(self.encode_sources(sources), self.max_source_tokens, truncate))
+
+    def _collate_sources(self, checked: list[tuple[list[int], list[str]]]) -> TranslationBatch:
+        return collate_pairs([{"src_ids": ids, "tgt_ids": []} for ids, _ in checked], self.special_ids)
 
     @torch.no_grad()
-    def translate(self, sentences: list[str], truncate: bool = False, **options) -> list[str]:
-        """Translate raw sentences (one batch); ``options`` as for ``generate`` (greedy by default).
+    def translate(self, sources: list[Source], truncate: bool = False, **options) -> list[str]:
+        """Translate raw (or encoded) sentences, one batch; ``options`` as for ``generate`` (greedy by default).
         ``truncate``: translate the first ``max_source_tokens - 1`` tokens of a longer sentence instead of refusing it."""
-        return [n_best[0][0] for n_best in self.translate_n_best(sentences, truncate, **options)]
+        return [n_best[0][0] for n_best in self.translate_n_best(sources, truncate, **options)]
 
     @torch.no_grad()
     def translate_n_best(
-        self, sentences: list[str], truncate: bool = False, **options
-    ) -> list[list[tuple[str, float]]]:
-        """Per sentence, its ``n_best`` translations (beam search) with their scores, best first."""
-        _, batch = self._source_batch(sentences, truncate)
-        results = self._generate(batch["src"], batch["src_pad_mask"], **options)
-        return [[(self.detokenize(h.tokens), h.score) for h in hypotheses] for hypotheses in results]
+        self, sources: list[Source], truncate: bool = False, attention: bool = False, **options
+    ) -> list[list[tuple]]:
+        """Per sentence, its ``n_best`` translations best first, each (text, score); with ``attention``,
+        (text, score, {"src": source pieces, "tgt": target pieces, "attention": (target, source) weights or None
+        for a model without}), each hypothesis with its own attention."""
+        checked = checked_sources(self.encode_sources(sources), self.max_source_tokens, truncate)
+        batch = self._collate_sources(checked)
+        results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": attention, **options})
+        if not attention:
+            return [[(self.detokenize(h.tokens), h.score) for h in hypotheses] for hypotheses in results]
+        return [
+            [(self.detokenize(h.tokens), h.score, self._attention_detail(pieces, h)) for h in hypotheses]
+            for (_, pieces), hypotheses in zip(checked, results)
+        ]
 
-    @torch.no_grad()
-    def translate_with_attention(
-        self, sentences: list[str], truncate: bool = False, **options
-    ) -> list[tuple[str, dict]]:
-        """Per sentence: the translation, and {"src": source pieces, "tgt": target pieces,
-        "attention": (target pieces, source pieces) weights} (attention None for models without)."""
-        best = [n_best[0] for n_best in self.n_best_with_attention(sentences, truncate, **options)]
-        return [(text, detail) for text, _score, detail in best]
-
-    @torch.no_grad()
-    def n_best_with_attention(
-        self, sentences: list[str], truncate: bool = False, **options
-    ) -> list[list[tuple[str, float, dict]]]:
-        """Per sentence, its ``n_best`` hypotheses best first: (translation, score, {"src", "tgt", "attention"}
-        as for ``translate_with_attention``), each with its own attention."""
-        pieces, batch = self._source_batch(sentences, truncate)
-        tgt_tok = self.tokenizers[1]
-        results = self._generate(batch["src"], batch["src_pad_mask"], **{"return_attention": True, **options})
-        out = []
-        for src_pieces, hypotheses in zip(pieces, results):
-            n_best = []
-            for hypothesis in hypotheses:
-                tgt_pieces = [tgt_tok.id_to_token(i) for i in hypothesis.tokens.tolist()]
-                weights = hypothesis.attention
-                attention = None if weights is None else weights[:, : len(src_pieces) + 1].cpu()  # + <eos>
-                source = {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
-                n_best.append((self.detokenize(hypothesis.tokens), hypothesis.score, source))
-            out.append(n_best)
-        return out
+    def _attention_detail(self, src_pieces: list[str], hypothesis) -> dict:
+        tgt_pieces = [self.tokenizers[1].id_to_token(i) for i in hypothesis.tokens.tolist()]
+        weights = hypothesis.attention
+        attention = None if weights is None else weights[:, : len(src_pieces) + 1].cpu()  # + <eos>
+        return {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
