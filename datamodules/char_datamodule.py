@@ -14,7 +14,7 @@ from datamodules.char_batches import StreamBatches, Windows, WindowSampler
 from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_in, require_positive
 from datamodules.sources import CorpusError
-from datamodules.text_corpus import load_text
+from datamodules.text_corpus import load_text, local_copy
 from datamodules.training_position import training_position
 
 
@@ -56,6 +56,11 @@ class CharDataModule(L.LightningDataModule):
         self.val_fraction, self.num_workers = val_fraction, num_workers
         self._resume_position: dict[str, int] = {}
         self.window_seed: int | None = None  # the shuffle and offsets of stateless windows (set by train_dataloader)
+
+    def prepare_data(self) -> None:
+        """The one thing this DataModule writes: a built-in or URL corpus downloaded into the cache (atomically,
+        so processes started together each find it whole). Lightning runs it on one process per node."""
+        local_copy(self.source, self.sha256)
 
     @cached_property
     def _splits(self) -> tuple[str, str]:

@@ -21,6 +21,16 @@ BUILTIN_TEXTS = ("shakespeare", *BUILTIN_FILES)
 def load_text(source: str, sha256: str | None = None) -> str:
     if source == "shakespeare":
         return shakespeare_text()
+    path = local_copy(source, sha256)
+    with open_bytes(path) as file:
+        return _decoded(path, file.read())
+
+
+def local_copy(source: str, sha256: str | None = None) -> Path | None:
+    """The local file of a corpus, downloaded into the cache first for a built-in name or a URL (atomically,
+    checked by sha256): what a DataModule's ``prepare_data`` writes. None for ``shakespeare`` (a package's text)."""
+    if source == "shakespeare":
+        return None
     if source in BUILTIN_FILES:
         path = fetch(BUILTIN_FILES[source])
     elif source.startswith(("http://", "https://", "file://")):
@@ -34,8 +44,11 @@ def load_text(source: str, sha256: str | None = None) -> str:
                 f"corpus {source!r} not found: it is neither a file nor a built-in source. "
                 f"Fix: pass a path to a UTF-8 text file, a URL, or one of {', '.join(BUILTIN_TEXTS)}."
             )
-    with open_bytes(path) as file:
-        data = file.read()
+    return path
+
+
+def _decoded(path: Path, data: bytes) -> str:
+    """The corpus's text, refused when it is not UTF-8 or has nothing visible."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

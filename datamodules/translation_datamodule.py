@@ -1,4 +1,11 @@
-"""TranslationDataModule: parallel text -> tokenized, cached, bucketed and padded batches."""
+"""TranslationDataModule: parallel text -> tokenized, cached, bucketed and padded batches.
+
+What it writes into the cache (the training text as Arrow, the tokenizers, each split's token ids) is
+written in ``prepare_data``, which Lightning runs on one process per node, under a file lock, so that
+processes started together (torchrun, SLURM) write each file once and read it after. ``setup`` only reads.
+The CLI's links need the vocabulary sizes before any Trainer exists: ``tokenizers`` writes them (under the
+same lock) if they are not there yet.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import datasets
 import lightning as L
 import numpy as np
 import torch
+from filelock import FileLock
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
@@ -88,6 +96,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.seed, self.num_workers = seed, num_workers
         self.datasets: dict[str, datasets.Dataset] = {}
         self.cache_report: dict[str, str] = {}  # split -> "tokenized" | "cached"
+        self.written: list[str] = []  # what this object wrote into the cache (the rest it found there)
         self.dropped_long = 0
         self.skipped_empty_train = 0  # training pairs with an empty side (set when the training text is read)
         self._resume_position: dict[str, int] = {}
@@ -120,6 +129,13 @@ class TranslationDataModule(L.LightningDataModule):
         return cache_dir() / "translation" / digest.hexdigest()[:16]
 
     @cached_property
+    def cache_lock(self) -> FileLock:
+        """Held while this corpus's cache is written (re-entrant): one writer across processes, the others wait
+        and then find the files."""
+        self.corpus_folder.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.corpus_folder.with_suffix(".lock"))
+
+    @cached_property
     def cache_folder(self) -> Path:
         """One folder per corpus content and tokenizer setting."""
         setting = f"{self.tokenizer_kind}-{self.tokenizer_vocab_size}-{'joint' if self.joint_vocab else 'separate'}"
@@ -134,9 +150,11 @@ class TranslationDataModule(L.LightningDataModule):
             self.skipped_empty_train = text.skipped_empty
             return datasets.Dataset.from_dict({"src": text.src, "tgt": text.tgt})
         path, counts = self.corpus_folder / "train-text.arrow", self.corpus_folder / "train-text.json"
-        if not (path.is_file() and counts.is_file()):
-            skipped = write_pairs_arrow(self.train_files, path)
-            counts.write_text(json.dumps({"skipped_empty": skipped}), encoding="utf-8")
+        with self.cache_lock:
+            if not (path.is_file() and counts.is_file()):
+                self.written.append("train text")
+                skipped = write_pairs_arrow(self.train_files, path)  # atomic
+                counts.write_text(json.dumps({"skipped_empty": skipped}), encoding="utf-8")
         self.skipped_empty_train = json.loads(counts.read_text(encoding="utf-8"))["skipped_empty"]
         return datasets.Dataset.from_file(str(path))
 
@@ -151,14 +169,19 @@ class TranslationDataModule(L.LightningDataModule):
         """(source, target) tokenizers, trained once and reused from the cache."""
         names = ("joint",) if self.joint_vocab else ("src", "tgt")
         paths = [self.cache_folder / f"tokenizer-{name}.json" for name in names]
-        if not all(p.is_file() for p in paths):
-            sides = [("src", "tgt")] if self.joint_vocab else [("src",), ("tgt",)]
-            self.cache_folder.mkdir(parents=True, exist_ok=True)
-            for path, columns in zip(paths, sides):
-                tokenizer = train_tokenizer(
-                    self.tokenizer_kind, self._train_sentences(columns), self.tokenizer_vocab_size
-                )
-                tokenizer.save(str(path))
+        with self.cache_lock:
+            if not all(p.is_file() for p in paths):
+                self.written.append("tokenizers")
+                self.train_text  # read here: the trainer draws sentences from its own threads, outside the lock
+                sides = [("src", "tgt")] if self.joint_vocab else [("src",), ("tgt",)]
+                self.cache_folder.mkdir(parents=True, exist_ok=True)
+                for path, columns in zip(paths, sides):
+                    tokenizer = train_tokenizer(
+                        self.tokenizer_kind, self._train_sentences(columns), self.tokenizer_vocab_size
+                    )
+                    partial = path.with_name(f".{path.name}.partial")
+                    tokenizer.save(str(partial))
+                    partial.replace(path)  # a reader never sees half a file
         loaded = [Tokenizer.from_file(str(p)) for p in paths]
         return (loaded[0], loaded[0]) if self.joint_vocab else (loaded[0], loaded[1])
 
@@ -193,35 +216,52 @@ class TranslationDataModule(L.LightningDataModule):
 
     # --- tokenized datasets ---
 
+    def prepare_data(self) -> None:
+        """Writes the token ids of the splits this run's stage uses (all outside a Trainer) into the cache, with
+        the training text and tokenizers they need; what is there already is kept."""
+        stage = self.trainer.state.fn.value if self.trainer is not None and self.trainer.state.fn else None
+        for split in STAGE_SPLITS.get(stage, SPLITS):
+            self._write_tokenized(split)
+
     def setup(self, stage: str | None = None) -> None:
-        """Tokenizes the splits ``stage`` uses (all for None): a fit needs no test files, a test no validation files."""
+        """Reads the splits ``stage`` uses (all for None): a fit needs no test files, a test no validation files.
+        A split not yet in the cache (setup called without prepare_data) is written first."""
         for split in STAGE_SPLITS.get(stage, SPLITS):
             if split not in self.datasets:
+                self._write_tokenized(split)
                 self.datasets[split] = self._tokenized(split)
         if "train" in self.datasets:
             self._check_budget()
 
-    def _tokenized(self, split: str) -> datasets.Dataset:
-        """A split's token ids (and lengths, and the text), as an Arrow file in the cache; the training split
-        without the pairs that have a side longer than ``max_len`` (dropped as they are tokenized, and counted)."""
+    def _tokenized_path(self, split: str) -> Path:
         max_len = self.max_len if split == "train" else None
-        path = self.cache_folder / (f"{split}.arrow" if max_len is None else f"{split}-max_len-{max_len}.arrow")
-        if path.is_file():
-            self.cache_report[split] = "cached"
-            dataset = datasets.Dataset.from_file(str(path))
-        else:
+        return self.cache_folder / (f"{split}.arrow" if max_len is None else f"{split}-max_len-{max_len}.arrow")
+
+    def _write_tokenized(self, split: str) -> None:
+        """A split's token ids (and lengths, and the text) as an Arrow file in the cache, once; the training split
+        without the pairs that have a side longer than ``max_len`` (dropped as they are tokenized, and counted)."""
+        path = self._tokenized_path(split)
+        with self.cache_lock:
+            if path.is_file():
+                self.cache_report.setdefault(split, "cached")
+                return
             self.cache_report[split] = "tokenized"
+            self.written.append(f"{split} tokens")
             if split == "train":
                 raw = self.train_text
             else:  # val and test: small
                 raw = datasets.Dataset.from_dict({"src": self.texts[split].src, "tgt": self.texts[split].tgt})
-            dataset = raw.map(
-                partial(self._encode, max_len=max_len),
+            raw.map(  # (datasets writes a temporary file and renames it: the file is whole or absent)
+                partial(self._encode, max_len=self.max_len if split == "train" else None),
                 batched=True,
                 batch_size=2000,
                 remove_columns=["src", "tgt"],  # given back by _encode, for the rows it keeps
                 cache_file_name=str(path),
             )
+
+    def _tokenized(self, split: str) -> datasets.Dataset:
+        """A split as prepared: memory-mapped from its Arrow file."""
+        dataset = datasets.Dataset.from_file(str(self._tokenized_path(split)))
         if split == "train":
             total = len(self.train_text)  # memory-mapped: its length costs nothing
             self.dropped_long = total - len(dataset)

@@ -222,3 +222,39 @@ def test_special_ids_are_read_from_the_tokenizer_by_data_and_models_alike():
     del vocab["<eos>"]
     with pytest.raises(ValueError, match="no <eos> token.*train_tokenizer"):
         SpecialIds.of(Tokenizer(models.WordLevel(vocab, unk_token="<unk>")))
+
+
+RACER = """
+import json, sys, time
+from pathlib import Path
+from datamodules import TranslationDataModule
+start = Path(sys.argv[2])
+print("ready", flush=True)
+while not start.exists():  # every process reaches this line, then all go at once
+    time.sleep(0.001)
+dm = TranslationDataModule(sys.argv[1], pair="en-xx", vocab_size=60, max_tokens=200)
+sizes = (dm.src_vocab_size, dm.tgt_vocab_size)  # what the CLI's links read, before any Trainer
+dm.prepare_data()
+dm.setup("fit")
+print(json.dumps({"written": dm.written, "sizes": sizes, "pairs": len(dm.datasets["train"])}))
+"""
+
+
+def test_processes_started_together_write_the_cache_once_and_all_read_it(toy_folder, tmp_path):
+    """As torchrun starts them: several processes build the same DataModule on an empty cache at once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, readline_within
+
+    start = tmp_path / "go"
+    command = [sys.executable, "-c", RACER, str(toy_folder), str(start)]
+    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO) for _ in range(3)]
+    for racer in racers:
+        assert readline_within(racer.stdout, 120, "a racer ready at the start line") == "ready\n"
+    start.touch()
+    reports = [json.loads(racer.communicate(timeout=300)[0]) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    written = [item for report in reports for item in report["written"]]
+    assert sorted(written) == sorted(["train text", "tokenizers", "train tokens", "val tokens", "test tokens"])  # once
+    assert len({(tuple(r["sizes"]), r["pairs"]) for r in reports}) == 1  # and all read the same
