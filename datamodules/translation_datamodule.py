@@ -28,7 +28,7 @@ from datamodules.checks import require_positive
 from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, corpus_files, load_parallel, write_pairs_arrow
 from datamodules.sources import cache_dir
-from datamodules.text_tokenizer import SpecialIds, TokenizerKind, decode, train_tokenizer
+from datamodules.text_tokenizer import SpecialIds, TokenizerKind, train_tokenizer
 from datamodules.training_position import training_position
 
 # The splits each Lightning stage reads (the stage names are those of `zoo fit/validate/test/predict`).
@@ -210,9 +210,6 @@ class TranslationDataModule(L.LightningDataModule):
         if src != tgt:
             raise ValueError(f"the source and target tokenizers number their special tokens differently ({src}, {tgt})")
         return tgt
-
-    def decode_target(self, ids) -> str:
-        return decode(self.tokenizers[1], ids)
 
     # --- tokenized datasets ---
 

@@ -24,10 +24,10 @@ def test_forward_and_incremental_steps_agree(cell):
 
 
 def test_tied_weights_share_one_matrix_and_bad_tying_is_explained():
-    model = CharRNN(len(VOCAB), VOCAB, hidden_size=16, tie_weights=True)
+    model = CharRNN(len(VOCAB), VOCAB, hidden_size=16, tie_embeddings=True)
     assert model.output.weight is model.embedding.weight
     with pytest.raises(ValueError, match="embedding_dim"):
-        CharRNN(len(VOCAB), VOCAB, hidden_size=16, embedding_dim=8, tie_weights=True)
+        CharRNN(len(VOCAB), VOCAB, hidden_size=16, embedding_dim=8, tie_embeddings=True)
 
 
 def test_generation_options_and_bad_input():

@@ -118,7 +118,7 @@ def test_help_lists_every_command_and_model_options(capsys, monkeypatch):
     assert all(f"\n  {command} " in text for command in ("fit", "validate", "test", "generate", "translate", "export"))
     assert run() == (2, text)  # bare `zoo` shows the same, as a usage error
     code, text = run("fit", "--model.help", "zoo.CharRNN")
-    assert code == 0 and "tie_weights" in text
+    assert code == 0 and "tie_embeddings" in text
     code, _ = run("genrate", "--prompt", "x")
     assert "did you mean `zoo generate`?" in code
 
@@ -137,3 +137,8 @@ def test_decoding_flags_come_from_the_one_declaration_of_the_options():
         for name in command.OPTIONS:
             assert parsed[name] == own_defaults.get(name, declared[name].default), (command.__name__, name)
             assert helps[name].startswith(declared[name].metadata["help"])
+
+
+def test_zoo_predict_is_not_offered_and_the_commands_that_use_a_model_are_named():
+    code, message = zoo_here("predict", "--config", "x.yaml")
+    assert code == 1 and "unknown command 'predict'" in message and "translate" in message and "generate" in message

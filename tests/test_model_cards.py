@@ -9,7 +9,7 @@ import pytest
 from datamodules import TranslationDataModule
 from zoo import CheckpointError, load_pretrained
 from zoo.hub.bundles import export_bundle
-from zoo.hub.model_card import read_metadata
+from zoo.hub.model_card import split_card
 from zoo.hub.pretrained import PACKAGE_DIR
 from zoo.interop.transformers_export import export_transformers
 
@@ -22,13 +22,13 @@ def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy
     trainer.fit(translator.train(), datamodule=data)
     trainer.save_checkpoint(tmp_path / "run.ckpt")
     bundle = export_bundle(tmp_path / "run.ckpt", tmp_path / "bundle")
-    card = read_metadata((bundle / "README.md").read_text())
+    card = split_card((bundle / "README.md").read_text())[0]
     assert card["library_name"] == "seq-zoo" and card["language"] == ["en", "xx"]
     assert card["pipeline_tag"] == "translation" and card["license"] == "mit" and card["metrics"] == ["bleu"]
     assert "works on text like its training text and poorly on anything else" in (bundle / "README.md").read_text()
     exported = export_transformers(load_pretrained(bundle), tmp_path / "hf")
-    assert read_metadata((exported / "README.md").read_text())["language"] == ["en", "xx"]
-    assert read_metadata((exported / "README.md").read_text())["library_name"] == "transformers"
+    assert split_card((exported / "README.md").read_text())[0]["language"] == ["en", "xx"]
+    assert split_card((exported / "README.md").read_text())[0]["library_name"] == "transformers"
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy
 )
 def test_the_shipped_cards_state_their_domain_and_its_limits(name, limit):
     card = (PACKAGE_DIR / name / "README.md").read_text()
-    metadata = read_metadata(card)
+    metadata = split_card(card)[0]
     assert {"library_name", "license", "language", "datasets", "metrics", "pipeline_tag"} <= set(metadata)
     assert "## Training data and limits" in card and limit in card
 

@@ -11,29 +11,29 @@ import pytest
 
 import zoo
 from tests.conftest import REPO, _zoo_env, readline_within
-from zoo.demo import requests
+from zoo.demo import handlers
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TRANSLATOR, CHAR_RNN = "transformer-multi30k-en-fr", "char-rnn-shakespeare"
 
 
 def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
-    model, limits = zoo.load_pretrained(TRANSLATOR), requests.Limits(source_chars=40)
+    model, limits = zoo.load_pretrained(TRANSLATOR), handlers.Limits(source_chars=40)
     for text, beam, n, message in (
         ("   \n", 5, 1, "nothing to translate"),
         ("a" * 41, 5, 1, "at most 40"),
         ("A dog.", 11, 1, "Beam size must lie in 1..10"),
         ("A dog.", 2, 3, r"1 to beam size \(2\)"),
     ):
-        with pytest.raises(requests.RequestError, match=message):
-            requests.translate(model, text, beam, n, limits)
-    result = requests.translate(model, "A dog\nruns.", 4, 3, limits)  # lines join into one sentence
+        with pytest.raises(handlers.RequestError, match=message):
+            handlers.translate(model, text, beam, n, limits)
+    result = handlers.translate(model, "A dog\nruns.", 4, 3, limits)  # lines join into one sentence
     assert len(result.n_best) == len(result.details) == 3 and result.best == result.n_best[0][0]
-    assert requests.attention_image(result.details[2]).size[0] > 100  # each hypothesis has its own heatmap
+    assert handlers.attention_image(result.details[2]).size[0] > 100  # each hypothesis has its own heatmap
 
     char_rnn = zoo.load_pretrained(CHAR_RNN)
-    generate = lambda prompt, length, **o: requests.generate(  # noqa: E731
-        char_rnn, prompt, length, o.get("strategy", "sample"), o.get("t", 0.8), 0, 1.0, 0, requests.Limits()
+    generate = lambda prompt, length, **o: handlers.generate(  # noqa: E731
+        char_rnn, prompt, length, o.get("strategy", "sample"), o.get("t", 0.8), 0, 1.0, 0, handlers.Limits()
     )
     for prompt, length, options, message in (
         ("", 10, {}, "prompt is empty"),
@@ -41,7 +41,7 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
         ("ROMEO: €", 10, {}, "characters not in the model's vocabulary"),
         ("ROMEO:", 10, {"t": 0}, "temperature must be > 0"),
     ):
-        with pytest.raises(requests.RequestError, match=message):
+        with pytest.raises(handlers.RequestError, match=message):
             generate(prompt, length, **options)
     assert generate("ROMEO:", 10) == generate("ROMEO:", 10) and len(generate("ROMEO:", 10)) == 16  # seeded
 

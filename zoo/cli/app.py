@@ -1,4 +1,4 @@
-"""The `zoo` command: Lightning's fit/validate/test/predict from one YAML file, plus inference commands.
+"""The `zoo` command: Lightning's fit/validate/test from one YAML file, plus inference commands.
 
 zoo fit --config configs/char_rnn/shakespeare_stateful.yaml [--model.init_args.hidden_size 256 ...]
 zoo generate --pretrained char-rnn-shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8
@@ -34,7 +34,8 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "export": ("zoo.cli.export", "export_main"),
     "serve": ("zoo.cli.serve", "serve_main"),
 }
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# Lightning's `predict` is left out: `zoo translate` and `zoo generate` are how a trained model is used.
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
 LIBRARY_PACKAGES = [
     Path(__file__).resolve().parents[2] / name for name in ("zoo", "datamodules", "callbacks")
 ]  # zoo/cli/app.py
@@ -92,6 +93,10 @@ class ZooCLI(LightningCLI):
             args=args,
             **kwargs,
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {name: keys for name, keys in LightningCLI.subcommands().items() if name in LIGHTNING_COMMANDS}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Applied after the DataModule is built (it reads the corpus to know its vocabulary);
@@ -151,7 +156,7 @@ class ZooCLI(LightningCLI):
         if not self.trainer.loggers:
             self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, LearningRateMonitor)]
 
-    before_fit = before_validate = before_test = before_predict = _before_run
+    before_fit = before_validate = before_test = _before_run
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback

@@ -49,7 +49,9 @@ def serve_main(argv: list[str]) -> None:
         parser.error(f"--port must lie in 1..65535, got {args.port}")
     try:
         from zoo.demo.page import Served, build_page
-    except ImportError as error:
+    except ModuleNotFoundError as error:
+        if error.name != "gradio":
+            raise  # a bug of ours, not a missing extra
         raise ImportError(f"{error}. Fix: pip install 'seq-zoo[demo]' (Gradio).") from error
     specs = [(name, load_pretrained) for name in args.pretrained] + [(path, load_model) for path in args.checkpoint]
     if not specs:

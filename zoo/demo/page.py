@@ -1,7 +1,7 @@
 """The demo page (Gradio): one tab per model, translation or text generation, with the model's card beside it.
 
 Requests run one at a time (a 2-core CPU gains nothing from more) with a short queue; inputs are limited
-(zoo/demo/requests.py) so that none takes more than seconds; a refused input shows its message on the page,
+(zoo/demo/handlers.py) so that none takes more than seconds; a refused input shows its message on the page,
 and an unexpected failure a short message, never a traceback.
 """
 
@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the
 
 import gradio as gr  # noqa: E402
 
-from zoo.demo import requests  # noqa: E402
+from zoo.demo import handlers  # noqa: E402
 
 QUEUE = 16  # requests waiting beyond this are refused at once, not queued for minutes
 
@@ -32,7 +32,7 @@ def safely(function):
     def run(*args):
         try:
             return function(*args)
-        except requests.RequestError as error:
+        except handlers.RequestError as error:
             raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:  # a bug: the page says so without a traceback; the server log has it
             raise gr.Error(f"The model failed on this input ({type(error).__name__}). Try other input.") from error
@@ -40,7 +40,7 @@ def safely(function):
     return run
 
 
-def translation_tab(served: Served, index: int, limits: requests.Limits) -> None:
+def translation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             source = gr.Textbox(
@@ -65,23 +65,23 @@ def translation_tab(served: Served, index: int, limits: requests.Limits) -> None
             gr.Markdown(served.card)
 
     def run(text, beam, n):
-        result = requests.translate(served.model, text, beam, n, limits)
+        result = handlers.translate(served.model, text, beam, n, limits)
         labels = [str(i + 1) for i in range(len(result.n_best))]
-        image = requests.attention_image(result.details[0], "translation 1")
+        image = handlers.attention_image(result.details[0], "translation 1")
         table = [[t, s] for t, s in result.n_best]
         return result.best, table, gr.update(choices=labels, value=labels[0]), image, result.details
 
     def show(number, kept):
         if number is None or not kept:
             return None
-        return requests.attention_image(kept[number], f"translation {number + 1}")
+        return handlers.attention_image(kept[number], f"translation {number + 1}")
 
     button.click(safely(run), [source, beam_size, n_best], [best, n_best_table, chosen, heatmap, details])
     source.submit(safely(run), [source, beam_size, n_best], [best, n_best_table, chosen, heatmap, details])
     chosen.input(safely(show), [chosen, details], heatmap)
 
 
-def generation_tab(served: Served, index: int, limits: requests.Limits) -> None:
+def generation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -101,13 +101,13 @@ def generation_tab(served: Served, index: int, limits: requests.Limits) -> None:
             gr.Markdown(served.card)
 
     def run(*values):
-        return requests.generate(served.model, *values, limits)
+        return handlers.generate(served.model, *values, limits)
 
     button.click(safely(run), [prompt, length, strategy, temperature, top_k, top_p, seed], text)
 
 
-def build_page(models: list[Served], limits: requests.Limits | None = None) -> gr.Blocks:
-    limits = limits or requests.Limits()
+def build_page(models: list[Served], limits: handlers.Limits | None = None) -> gr.Blocks:
+    limits = limits or handlers.Limits()
     with gr.Blocks(title="seq-zoo demo", analytics_enabled=False) as page:
         gr.Markdown("# seq-zoo\nTranslate or generate text with the zoo's models, on this machine.")
         with gr.Tabs():

@@ -61,14 +61,15 @@ def model_from_checkpoint(
 
 
 # Arguments that files from older versions hold and this one reads elsewhere: the special token ids (now read from
-# the tokenizer, which those files also hold).
+# the tokenizer, which those files also hold); and those renamed since (CharRNN's tie_weights: one name for one idea).
 RETIRED_ARGUMENTS = ("pad_id", "bos_id", "eos_id")
+RENAMED_ARGUMENTS = {"tie_weights": "tie_embeddings"}
 
 
 def build_model(cls: type[L.LightningModule], init_args: dict[str, Any], source: str | Path) -> L.LightningModule:
     """``cls(**init_args)``, where a wrong argument (a hand-edited or newer file) is a CheckpointError naming it."""
     try:
-        return cls(**{k: v for k, v in init_args.items() if k not in RETIRED_ARGUMENTS})
+        return cls(**{RENAMED_ARGUMENTS.get(k, k): v for k, v in init_args.items() if k not in RETIRED_ARGUMENTS})
     except (TypeError, ValueError) as error:
         raise CheckpointError(
             f"{source} describes a {cls.__name__} this version cannot build: {error}. "

@@ -88,11 +88,6 @@ def split_card(card: str) -> tuple[dict, str]:
     return {}, card
 
 
-def read_metadata(card: str) -> dict:
-    """The YAML metadata of a card ({} if it has none)."""
-    return split_card(card)[0]
-
-
 def markdown_table(rows: dict, header: tuple[str, str]) -> str:
     """A two-column Markdown table; the char vocabulary and tokenizer JSON are left out (too long to read)."""
     lines = [f"| {key} | {value} |" for key, value in rows.items() if key != "vocab" and not key.endswith("tokenizer")]

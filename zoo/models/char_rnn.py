@@ -36,7 +36,7 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         num_layers: stacked recurrent layers.
         embedding_dim: input embedding size; None means ``hidden_size``.
         dropout: between recurrent layers and before the output layer.
-        tie_weights: share the input embedding with the output layer (needs
+        tie_embeddings: share the input embedding with the output layer (needs
             ``embedding_dim == hidden_size``).
         learning_rate: Adam's learning rate.
     """
@@ -50,7 +50,7 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         num_layers: int = 2,
         embedding_dim: int | None = None,
         dropout: float = 0.0,
-        tie_weights: bool = False,
+        tie_embeddings: bool = False,
         learning_rate: float = 2e-3,
     ):
         super().__init__()
@@ -64,10 +64,10 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
             raise ValueError(f"vocab has {len(vocab)} characters but vocab_size is {vocab_size}")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        if tie_weights and embedding_dim != hidden_size:
+        if tie_embeddings and embedding_dim != hidden_size:
             raise ValueError(
-                f"tie_weights needs embedding_dim == hidden_size, got {embedding_dim} and {hidden_size}. "
-                f"Fix: set embedding_dim to {hidden_size} (or leave it unset), or tie_weights: false."
+                f"tie_embeddings needs embedding_dim == hidden_size, got {embedding_dim} and {hidden_size}. "
+                f"Fix: set embedding_dim to {hidden_size} (or leave it unset), or tie_embeddings: false."
             )
         # logger=False: the CLI sends the full nested config to the logger once.
         self.save_hyperparameters(logger=False)
@@ -77,7 +77,7 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         self.rnn = rnn_class(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size, vocab_size)
-        if tie_weights:
+        if tie_embeddings:
             self.output.weight = self.embedding.weight
         self.hidden_state: RNNState | None = None  # carried between batches; see HiddenStateCallback
 

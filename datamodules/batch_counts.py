@@ -1,4 +1,4 @@
-"""How Lightning's ThroughputMonitor counts our batches: sequences, and the target tokens the loss is taken over.
+"""How many sequences and target tokens a batch of ours holds: how Lightning's ThroughputMonitor counts them: sequences, and the target tokens the loss is taken over.
 
     callbacks:
       - class_path: lightning.pytorch.callbacks.ThroughputMonitor
