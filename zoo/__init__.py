@@ -1,10 +1,12 @@
 """The model zoo: sequence models as LightningModules, with decoding, checkpoints, bundles and the `zoo` CLI.
 
-    zoo/models/      CharRNN, Seq2Seq, Transformer, TransformerLM: the LightningModules
-    zoo/tasks/       what models of one kind share: language modelling, translation (losses, metrics)
-    zoo/modules/     building blocks: attention, positional encodings, Transformer layers, schedules
-    zoo/generation/  the decoding protocol and DecodingMixin, beam search, greedy and sampling
-    zoo/hub/         checkpoints, bundles, the pretrained registry, averaging, atomic writes
+    zoo/models/      CharRNN, Seq2Seq, Transformer, TransformerLM: the LightningModules, and their registry
+    zoo/tasks/       what models of one kind share: language modelling, translation (losses, metrics, inputs)
+    zoo/modules/     building blocks: attention, the RNN attention decoder, Transformer blocks, caches, schedules
+    zoo/generation/  the decoding protocol and DecodingMixin, beam search, greedy and sampling, length limits
+    zoo/hub/         loading, checkpoints, bundles, the pretrained registry, averaging, atomic writes
+    zoo/interop/     export to transformers and CTranslate2, and the CTranslate2 engine
+    zoo/demo/        the `zoo serve` page
     zoo/cli/         the `zoo` command
 
 The public names below load on first use, so that ``import zoo.generation.nested`` (say, from
