@@ -116,6 +116,8 @@ class DecodingMixin(ABC):
         source_lengths = None
         if src is not None:  # <eos> included
             source_lengths = (
-                (~src_pad_mask).sum(1).cpu() if src_pad_mask is not None else torch.full((len(src),), src.shape[1])
+                (~src_pad_mask).sum(1).cpu()
+                if src_pad_mask is not None
+                else torch.full((len(src),), src.shape[1], device="cpu")
             )
         return length_limits(opts, prompt.shape[0], prompt.shape[1], self.context_size, source_lengths)

@@ -130,7 +130,7 @@ def length_limits(
                 f"Fix: {_fitting_lengths(prompt_length, max_len, context_size)}."
             )
         max_len = context_size - prompt_length + 1  # translation: max_len is only a ceiling
-    limits = torch.full((batch_size,), max_len, dtype=torch.long)
+    limits = torch.full((batch_size,), max_len, dtype=torch.long, device="cpu")  # (not the default device)
     if opts.max_len_a is not None or opts.max_len_b is not None:
         if source_lengths is None:
             raise ValueError("max_len_a and max_len_b scale with the source length: they need src. Fix: use max_len.")
