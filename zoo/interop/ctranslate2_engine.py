@@ -4,8 +4,8 @@ The export goes through the transformers folder (zoo/interop/transformers_export
 converter for it. The folder it writes holds CTranslate2's model.bin, config.json and vocabulary, our
 tokenizer.json (which appends the source <eos>) and zoo_decoding.json (the model's length limits).
 
-``CTranslate2Translator`` answers ``source_lengths``, ``max_source_tokens`` and ``translate_n_best`` as our
-models do, so ``zoo translate --engine ctranslate2`` runs the same line handling (one output line per input,
+``CTranslate2Translator`` answers ``encode_sources``, ``max_source_tokens`` and ``translate_n_best`` as our
+models do, under the same rules (zoo/tasks/translation_inputs.py, and options.length_limits), so ``zoo translate --engine ctranslate2`` runs the same line handling (one output line per input,
 too-long lines, n-best) over it. Differences from our decoding, documented rather than hidden: CTranslate2's
 length penalty divides by length ** alpha (ours by GNMT's ((5 + L) / 6) ** alpha: equal at alpha 0), its scores
 are normalized that way, and its length limit is per batch (a hypothesis past its own sentence's
@@ -32,7 +32,7 @@ COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
 CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
 # or, in Python (the source pieces of tokenizer.json, then <eos>):
 import ctranslate2
-from tokenizers import Encoding, Tokenizer
+from tokenizers import Tokenizer
 
 tokenizer = Tokenizer.from_file("FOLDER/tokenizer.json")
 translator = ctranslate2.Translator("FOLDER", compute_type="int8")
