@@ -33,6 +33,8 @@ class CharDataModule(L.LightningDataModule):
         val_fraction: the trailing share of characters held out for validation.
         sha256: expected checksum of a URL source.
         num_workers: DataLoader workers for stateless mode (batches are slices: 0 is fast).
+        vocab: to fine-tune a trained model, its vocabulary (``model.vocab``, or its characters as a string): the
+            text is read with it instead of a new one, and a training character it lacks is refused by name.
     """
 
     def __init__(
@@ -44,8 +46,10 @@ class CharDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         sha256: str | None = None,
         num_workers: int = 0,
+        vocab: str | None = None,
     ):
         super().__init__()
+        vocab = getattr(vocab, "chars", vocab)  # a model's CharVocab, or its string
         self.save_hyperparameters(logger=False)  # checkpoints carry them: model cards name the data
         if mode not in ("stateless", "stateful"):
             raise ValueError(f"mode must be 'stateless' or 'stateful', got {mode!r}")
@@ -70,8 +74,19 @@ class CharDataModule(L.LightningDataModule):
 
     @cached_property
     def char_vocab(self) -> CharVocab:
-        """Built from the training split only, so validation never leaks into the vocabulary."""
-        return CharVocab.from_text(self._splits[0])
+        """Built from the training split only, so validation never leaks into the vocabulary; or the given one."""
+        if self.hparams.vocab is None:
+            return CharVocab.from_text(self._splits[0])
+        given = CharVocab(self.hparams.vocab)
+        unknown = given.unknown_chars(self._splits[0])
+        if unknown:
+            counts = ", ".join(f"{c!r} ({self._splits[0].count(c):,})" for c in unknown[:20])
+            raise CorpusError(
+                f"the training text holds {len(unknown)} character(s) the model's vocabulary lacks: {counts}"
+                f"{' ...' if len(unknown) > 20 else ''}. Fix: replace or remove them in the text, or train a new "
+                f"model on it (without vocab)."
+            )
+        return given
 
     @property
     def vocab(self) -> str:

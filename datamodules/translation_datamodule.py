@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from functools import cached_property, partial
 from pathlib import Path
+from typing import Any
 
 import datasets
 import lightning as L
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from filelock import FileLock
 from tokenizers import Tokenizer
@@ -69,6 +72,9 @@ class TranslationDataModule(L.LightningDataModule):
         batch_size: sentences per batch instead.
         max_len: training pairs with a side longer than this (in tokens) are dropped, and counted.
         seed: batch formation and shuffling.
+        tokenizers: to fine-tune a trained model, its (source, target) tokenizers (``model.tokenizers``): the text
+            is tokenized with them and none is trained (``tokenizer``, ``vocab_size`` and ``joint_vocab`` then
+            come from them). A training split with more than 1% <unk> tokens is warned about at setup.
     """
 
     def __init__(
@@ -83,9 +89,18 @@ class TranslationDataModule(L.LightningDataModule):
         max_len: int | None = 128,
         seed: int = 0,
         num_workers: int = 0,
+        tokenizers: Any = None,
     ):
         super().__init__()
-        self.save_hyperparameters(logger=False)  # checkpoints carry them: model cards name the data
+        # Checkpoints carry the arguments (model cards name the data); given tokenizers travel in the model.
+        self.save_hyperparameters(ignore=["tokenizers"], logger=False)
+        self.given_tokenizers = None if tokenizers is None else tuple(tokenizers)
+        if self.given_tokenizers is not None:
+            if len(self.given_tokenizers) != 2 or not all(isinstance(t, Tokenizer) for t in self.given_tokenizers):
+                raise ValueError(
+                    "tokenizers must be a (source, target) pair of tokenizers.Tokenizer (model.tokenizers)"
+                )
+            joint_vocab = self.given_tokenizers[0].to_str() == self.given_tokenizers[1].to_str()
         require_positive(vocab_size=vocab_size, max_tokens=max_tokens, batch_size=batch_size, max_len=max_len)
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("set exactly one of max_tokens and batch_size (the other to null)")
@@ -139,6 +154,10 @@ class TranslationDataModule(L.LightningDataModule):
     def cache_folder(self) -> Path:
         """One folder per corpus content and tokenizer setting."""
         setting = f"{self.tokenizer_kind}-{self.tokenizer_vocab_size}-{'joint' if self.joint_vocab else 'separate'}"
+        if self.given_tokenizers is not None:  # one folder per given tokenizer pair
+            setting = (
+                "given-" + hashlib.sha256("".join(t.to_str() for t in self.given_tokenizers).encode()).hexdigest()[:16]
+            )
         return self.corpus_folder / setting
 
     @cached_property
@@ -166,7 +185,9 @@ class TranslationDataModule(L.LightningDataModule):
 
     @cached_property
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
-        """(source, target) tokenizers, trained once and reused from the cache."""
+        """(source, target) tokenizers: the given ones, or trained once and reused from the cache."""
+        if self.given_tokenizers is not None:
+            return self.given_tokenizers
         names = ("joint",) if self.joint_vocab else ("src", "tgt")
         paths = [self.cache_folder / f"tokenizer-{name}.json" for name in names]
         with self.cache_lock:
@@ -229,6 +250,8 @@ class TranslationDataModule(L.LightningDataModule):
                 self.datasets[split] = self._tokenized(split)
         if "train" in self.datasets:
             self._check_budget()
+            if self.given_tokenizers is not None:
+                self._warn_about_unknown_tokens()
 
     def _tokenized_path(self, split: str) -> Path:
         max_len = self.max_len if split == "train" else None
@@ -281,6 +304,19 @@ class TranslationDataModule(L.LightningDataModule):
             "src_len": [len(src[i]) for i in keep],
             "tgt_len": [len(tgt[i]) for i in keep],
         }
+
+    def _warn_about_unknown_tokens(self) -> None:
+        """Tokenizers trained on other text may not know this text's words: say how much becomes <unk>."""
+        unk = self.special_ids.unk
+        for side, column in (("source", "src_ids"), ("target", "tgt_ids")):
+            ids = pc.list_flatten(self.datasets["train"].data.column(column))
+            share = pc.sum(pc.equal(ids, unk)).as_py() / max(len(ids), 1) if len(ids) else 0.0
+            if share > 0.01:
+                warnings.warn(
+                    f"{share:.1%} of the training {side} tokens are <unk> under the given tokenizers (more than 1%): "
+                    f"the model cannot read or write those words. Fix: a char or BPE tokenizer covers any text; "
+                    f"or train a new model on this data (without tokenizers)."
+                )
 
     def _check_budget(self) -> None:
         if self.max_tokens is None:

@@ -1,6 +1,7 @@
 """CharDataModule: stream batching continues each row exactly, windows are random, bad corpora are refused."""
 
 import gzip
+import re
 
 import pytest
 import torch
@@ -97,3 +98,19 @@ def test_empty_file_and_bad_options_are_refused(tmp_path):
         CharDataModule(str(empty), mode="streaming")
     with pytest.raises(ValueError, match="val_fraction"):
         CharDataModule(str(empty), val_fraction=1.0)
+
+
+def test_a_pretrained_models_vocabulary_reads_new_text_and_names_what_it_lacks(tmp_path):
+    from zoo import CharRNN
+
+    model = CharRNN(len("abc \n"), "abc \n", hidden_size=8, num_layers=1)
+    text = tmp_path / "new.txt"
+    text.write_text("abba cab\n" * 200)
+    data = CharDataModule(str(text), seq_len=8, batch_size=4, vocab=model.vocab)
+    data.setup("fit")
+    assert data.vocab == "abc \n" and data.vocab_size == model.hparams.vocab_size  # the model's ids, unchanged
+    new = tmp_path / "accents.txt"
+    new.write_text("abc caf\u00e9 \u00e9t\u00e9\n" * 100)
+    lacks = "3 character(s) the model's vocabulary lacks: 'f' (90), 't' (90), '\u00e9' (270)"  # in the 90% that trains
+    with pytest.raises(CorpusError, match=re.escape(lacks)):
+        CharDataModule(str(new), seq_len=8, batch_size=4, vocab="abc \n").setup("fit")

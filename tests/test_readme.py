@@ -45,6 +45,14 @@ def reader_folder(tmp_path, translator) -> Path:
     save_checkpoint(CharRNN(len(chars), chars, hidden_size=16, num_layers=1), tmp_path / "char_rnn.ckpt")
     save_checkpoint(translator, tmp_path / "translator.ckpt")
     (tmp_path / "sentences.en").write_text("a man runs .\n\nthe dog jumps over the ball\n")
+    pairs = tmp_path / "my-pairs"  # for the fine-tuning example: everyday sentences, as the issue's Tatoeba
+    pairs.mkdir()
+    english = ["I like tea .", "Where is the station ?", "She reads a book .", "We are late ."] * 10
+    french = ["J'aime le thé .", "Où est la gare ?", "Elle lit un livre .", "Nous sommes en retard ."] * 10
+    for split in ("train", "val", "test"):
+        (pairs / f"{split}.en").write_text("\n".join(english) + "\n")
+        (pairs / f"{split}.fr").write_text("\n".join(french) + "\n")
+    (tmp_path / "my-text.txt").write_text("ROMEO:\nGood morrow, friend; what news from Mantua?\n" * 200)
     return tmp_path
 
 
@@ -80,9 +88,10 @@ def test_the_readme_has_the_blocks_this_test_runs():
 # What each Python block shows its reader (the block named by a line it holds): a pattern its output must match.
 SHOWS = {
     # Shakespeare-like text, two scored continuations, the shipped translator's French, an n-best list of 3.
-    'zoo.load_pretrained("char-rnn-shakespeare")': r"(?s)\A(?=.*\b(the|and|of|to)\b).{190,200}\n(-\d+\.\d{3} '.*'\n){2}"
+    'print(model.generate_text("ROMEO:", 200': r"(?s)\A(?=.*\b(the|and|of|to)\b).{190,200}\n(-\d+\.\d{3} '.*'\n){2}"
     r"\['Un homme .*v[ée]lo.*', '.*chiens .*'\]\n\[\[(\('[^']*', -\d+\.\d+\)(, )?){3}\]\]\Z",
     "class TinyGRULM": r"trained 20 steps, carried state detached: True",
+    "tokenizers=translator.tokenizers": r"^\['.+'\]$",  # (after the Trainer's progress bars)
     "BucketBatchSampler": r"^\d+ batches; the first is \(\d+, \d+\) and \(\d+, \d+\)$",
     "class MyCharLM": r"^(\[\(\[[\d, ]+\], -\d+\.\d+\), \(\[[\d, ]+\], -\d+\.\d+\)\]\n){2}tensor\(\[[\d, ]+\]\)$",
     "from zoo.modules.attention import Attention": r"torch.Size\(\[2, 128\]\) tensor\(\[1.0+, 1.0+\].*\) tensor\(\[0., 0.\].*\)\ntorch.Size\(\[2, 3, 128\]\)",

@@ -258,3 +258,28 @@ def test_processes_started_together_write_the_cache_once_and_all_read_it(toy_fol
     written = [item for report in reports for item in report["written"]]
     assert sorted(written) == sorted(["train text", "tokenizers", "train tokens", "val tokens", "test tokens"])  # once
     assert len({(tuple(r["sizes"]), r["pairs"]) for r in reports}) == 1  # and all read the same
+
+
+def test_a_pretrained_models_tokenizers_tokenize_new_data_and_none_is_trained(toy_folder, translator, tmp_path):
+    """Fine-tuning from Python: the DataModule reads new text with the model's own tokenizers."""
+    dm = TranslationDataModule(str(toy_folder), pair="en-xx", max_tokens=200, tokenizers=translator.tokenizers)
+    dm.setup("fit")
+    assert "tokenizers" not in dm.written and not list(dm.cache_folder.glob("tokenizer-*.json"))
+    assert (
+        dm.src_tokenizer_json == translator.hparams.src_tokenizer
+        and dm.src_vocab_size == translator.hparams.src_vocab_size
+    )
+    first = dm.datasets["train"][0]
+    assert first["src_ids"] == translator.encode_sources([first["src"]])[0].ids
+    # Text the tokenizers never saw: a word tokenizer maps its words to <unk>, and setup says how many.
+    words = train_tokenizer("word", [["a man runs", "the dog"]], 50)
+    other = tmp_path / "other"
+    other.mkdir()
+    for split in ("train", "val", "test"):
+        (other / f"{split}.en").write_text("zebras graze quietly\n" * 20)
+        (other / f"{split}.xx").write_text("a dog\n" * 20)
+    unknown = TranslationDataModule(str(other), pair="en-xx", max_tokens=200, tokenizers=(words, words))
+    with pytest.warns(UserWarning, match=r"100.0% of the training source tokens are <unk>"):
+        unknown.setup("fit")
+    with pytest.raises(ValueError, match="tokenizers must be a"):
+        TranslationDataModule(str(other), pair="en-xx", tokenizers=("not", "tokenizers"))
