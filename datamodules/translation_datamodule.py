@@ -310,7 +310,7 @@ class TranslationDataModule(L.LightningDataModule):
         unk = self.special_ids.unk
         for side, column in (("source", "src_ids"), ("target", "tgt_ids")):
             ids = pc.list_flatten(self.datasets["train"].data.column(column))
-            share = pc.sum(pc.equal(ids, unk)).as_py() / max(len(ids), 1) if len(ids) else 0.0
+            share = pc.sum(pc.equal(ids, unk)).as_py() / len(ids) if len(ids) else 0.0
             if share > 0.01:
                 warnings.warn(
                     f"{share:.1%} of the training {side} tokens are <unk> under the given tokenizers (more than 1%): "

@@ -22,7 +22,7 @@ import torch
 from tokenizers import Encoding, Tokenizer
 
 from zoo.generation.options import DecodingOptions, length_limits
-from zoo.hub.atomic_writes import atomic_folder, refuse_to_overwrite
+from zoo.hub.atomic_writes import atomic_folder
 from zoo.hub.checkpoints import CheckpointError
 from zoo.interop.transformers_export import export_card, export_transformers
 from zoo.tasks.translation_inputs import Source, checked_sources, encode_sources
@@ -53,7 +53,7 @@ def export_ctranslate2(model, out: str | Path, quantization: str | None = None, 
     """Write ``model`` as a CTranslate2 folder at ``out`` (new or empty unless ``force``), all at once;
     ``quantization`` (e.g. int8) stores the weights so."""
     ctranslate2 = require_ctranslate2()
-    refuse_to_overwrite(out, force)  # before the conversion's work
+    # atomic_folder refuses an existing --out on entering, before the conversion's work.
     with tempfile.TemporaryDirectory() as work, atomic_folder(out, force) as staging:
         hf_folder = export_transformers(model, Path(work) / "transformers")
         converter = ctranslate2.converters.TransformersConverter(str(hf_folder), copy_files=["tokenizer.json"])
