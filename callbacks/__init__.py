@@ -1,6 +1,7 @@
 """Callbacks that plug into any Lightning Trainer."""
 
 from callbacks.checkpoint_on_error import CheckpointOnError
+from callbacks.freeze_parts import FreezeParts
 from callbacks.hidden_state import HiddenStateCallback
 from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
@@ -10,6 +11,7 @@ from datamodules.batch_counts import sequences, target_tokens  # for ThroughputM
 
 __all__ = [
     "CheckpointOnError",
+    "FreezeParts",
     "HiddenStateCallback",
     "RandomStateCheckpoint",
     "SampleTextCallback",

@@ -35,6 +35,8 @@ class CharDataModule(L.LightningDataModule):
         num_workers: DataLoader workers for stateless mode (batches are slices: 0 is fast).
         vocab: to fine-tune a trained model, its vocabulary (``model.vocab``, or its characters as a string): the
             text is read with it instead of a new one, and a training character it lacks is refused by name.
+        extend_vocab: with ``vocab``, add the training characters it lacks at its end instead (the known ones keep
+            their ids, so a model's rows for them still apply: see ``zoo.start_from``).
     """
 
     def __init__(
@@ -47,10 +49,13 @@ class CharDataModule(L.LightningDataModule):
         sha256: str | None = None,
         num_workers: int = 0,
         vocab: str | None = None,
+        extend_vocab: bool = False,
     ):
         super().__init__()
         vocab = getattr(vocab, "chars", vocab)  # a model's CharVocab, or its string
         self.save_hyperparameters(logger=False)  # checkpoints carry them: model cards name the data
+        if extend_vocab and vocab is None:
+            raise ValueError("extend_vocab needs the vocab to extend. Fix: pass vocab=model.vocab, or leave it out.")
         if mode not in ("stateless", "stateful"):
             raise ValueError(f"mode must be 'stateless' or 'stateful', got {mode!r}")
         require_positive(seq_len=seq_len, batch_size=batch_size)
@@ -79,12 +84,14 @@ class CharDataModule(L.LightningDataModule):
             return CharVocab.from_text(self._splits[0])
         given = CharVocab(self.hparams.vocab)
         unknown = given.unknown_chars(self._splits[0])
+        if unknown and self.hparams.extend_vocab:
+            return CharVocab(given.chars + unknown)
         if unknown:
             counts = ", ".join(f"{c!r} ({self._splits[0].count(c):,})" for c in unknown[:20])
             raise CorpusError(
                 f"the training text holds {len(unknown)} character(s) the model's vocabulary lacks: {counts}"
-                f"{' ...' if len(unknown) > 20 else ''}. Fix: replace or remove them in the text, or train a new "
-                f"model on it (without vocab)."
+                f"{' ...' if len(unknown) > 20 else ''}. Fix: extend_vocab: true adds them (new rows in the "
+                f"model), or replace or remove them in the text, or train a new model on it (without vocab)."
             )
         return given
 

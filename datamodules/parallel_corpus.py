@@ -4,6 +4,8 @@
   - ``multi30k`` with a pair such as ``en-fr``: Multi30k task 1, raw files under their
     upstream names ({train,val,test_2016_flickr}.{en,fr,de}.gz), looked up in
     $ZOO_DATA_DIR/multi30k, then the cache, then downloaded (see ``sources``);
+  - ``tatoeba`` with ``en-fr`` or ``fr-en``: Tatoeba's short everyday sentences, split by English sentence
+    (see ``datamodules.tatoeba``);
   - a folder of local files, ``<split>.<lang>`` (optionally ``.gz``), one sentence per
     line, or ``<split>.tsv`` with ``source<TAB>target`` lines;
   - ``hf:<dataset>[:<config>]``: a Hugging Face dataset (a hub name, or a local folder of
@@ -20,6 +22,8 @@ from itertools import islice, zip_longest
 from pathlib import Path
 
 from datamodules.sources import CorpusError, RemoteFile, fetch, open_bytes
+from datamodules.tatoeba import LANGUAGES as TATOEBA_LANGUAGES
+from datamodules.tatoeba import tatoeba_files
 
 SPLITS = ("train", "val", "test")
 MULTI30K_LANGUAGES = ("en", "fr", "de")
@@ -62,6 +66,10 @@ def corpus_files(source: str, pair: str, split: str) -> list[Path] | None:
     if source == "multi30k":
         src_lang, tgt_lang = parse_pair(pair, MULTI30K_LANGUAGES)
         return [fetch(multi30k_file(split, lang)) for lang in (src_lang, tgt_lang)]
+    if source == "tatoeba":
+        langs = parse_pair(pair, TATOEBA_LANGUAGES)
+        files = tatoeba_files(split)
+        return [files[lang] for lang in langs]
     if source.startswith("hf:"):
         return None
     folder = Path(source).expanduser()

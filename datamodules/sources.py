@@ -67,16 +67,19 @@ def fetch(remote: RemoteFile) -> Path:
     for path in candidates:
         if path.is_file():
             return path
+    looked = "\n  ".join(str(p) for p in candidates)
+    fix = (
+        f"Fix: copy {remote.filename} to one of those places, or set ZOO_DATA_DIR to a folder "
+        f"holding {remote.name}/{remote.filename}."
+    )
+    if not remote.url:  # a file with no download address
+        raise CorpusError(f"{remote.name}: {remote.filename} not found.\nLooked for:\n  {looked}\n{fix}")
     target = candidates[-1]
     try:
         download(remote.url, target, remote.sha256)
     except CorpusError as error:
-        looked = "\n  ".join(str(p) for p in candidates)
         raise CorpusError(
-            f"{remote.name}: not found locally and the download failed ({error}).\n"
-            f"Looked for:\n  {looked}\n"
-            f"Fix: copy {remote.filename} to one of those places, or set ZOO_DATA_DIR to a folder "
-            f"holding {remote.name}/{remote.filename}."
+            f"{remote.name}: not found locally and the download failed ({error}).\nLooked for:\n  {looked}\n{fix}"
         ) from error
     return target
 

@@ -12,6 +12,7 @@ Every tokenizer holds the special tokens <pad>, <bos>, <eos> and <unk>; their id
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -77,6 +78,14 @@ def train_tokenizer(kind: TokenizerKind, texts: Iterable[str] | Iterable[list[st
             f"{tokenizer.get_vocab_size()} (a few thousand is typical)."
         )
     return tokenizer
+
+
+def tokenizer_kind(tokenizer: Tokenizer) -> str:
+    """The kind ``train_tokenizer`` made ``tokenizer`` as: bpe, word or char (char splits every character off)."""
+    if isinstance(tokenizer.model, models.BPE):
+        return "bpe"
+    steps = json.loads(tokenizer.to_str()).get("pre_tokenizer") or {}
+    return "char" if any(step.get("type") == "Split" for step in steps.get("pretokenizers", [])) else "word"
 
 
 def normalize(text: str) -> str:

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
 from datamodules.bucket_sampler import BucketBatchSampler
-from datamodules.checks import require_positive
+from datamodules.checks import require_in, require_positive
 from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, corpus_files, load_parallel, write_pairs_arrow
 from datamodules.sources import cache_dir
@@ -75,6 +75,12 @@ class TranslationDataModule(L.LightningDataModule):
         tokenizers: to fine-tune a trained model, its (source, target) tokenizers (``model.tokenizers``): the text
             is tokenized with them and none is trained (``tokenizer``, ``vocab_size`` and ``joint_vocab`` then
             come from them). A training split with more than 1% <unk> tokens is warned about at setup.
+        mix_source: mixed fine-tuning (Chu et al., 2017): another corpus, usually the one the model was trained on
+            (e.g. ``multi30k``), whose training pairs join the training split so the model keeps its first domain
+            while it learns this one. A fixed sample of its pairs (drawn with ``seed``) makes up ``mix_share`` of the
+            training split, read with the same tokenizers; shuffled batches then hold that share on average.
+            Validation and test stay this corpus's.
+        mix_share: the share of training pairs drawn from ``mix_source``, in (0, 1).
     """
 
     def __init__(
@@ -90,6 +96,8 @@ class TranslationDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         tokenizers: Any = None,
+        mix_source: str | None = None,
+        mix_share: float = 0.3,
     ):
         super().__init__()
         # Checkpoints carry the arguments (model cards name the data); given tokenizers travel in the model.
@@ -102,6 +110,13 @@ class TranslationDataModule(L.LightningDataModule):
                 )
             joint_vocab = self.given_tokenizers[0].to_str() == self.given_tokenizers[1].to_str()
         require_positive(vocab_size=vocab_size, max_tokens=max_tokens, batch_size=batch_size, max_len=max_len)
+        require_in("(0, 1)", mix_share=mix_share)
+        if mix_source is not None and mix_source == source:
+            raise ValueError(
+                f"mix_source is the source itself ({source!r}). Fix: name another corpus, or leave it out."
+            )
+        self.mix_source, self.mix_share = mix_source, mix_share
+        self.mixed_in = 0  # training pairs drawn from mix_source (set at setup)
         if (max_tokens is None) == (batch_size is None):
             raise ValueError("set exactly one of max_tokens and batch_size (the other to null)")
         self.source, self.pair, self.tokenizer_kind = source, pair, tokenizer
@@ -249,9 +264,29 @@ class TranslationDataModule(L.LightningDataModule):
                 self._write_tokenized(split)
                 self.datasets[split] = self._tokenized(split)
         if "train" in self.datasets:
-            self._check_budget()
             if self.given_tokenizers is not None:
                 self._warn_about_unknown_tokens()
+            if self.mix_source is not None and not self.mixed_in:
+                self.datasets["train"] = self._mixed(self.datasets["train"])
+            self._check_budget()
+
+    def _mixed(self, own: datasets.Dataset) -> datasets.Dataset:
+        """``own`` training pairs and a fixed sample of ``mix_source``'s, ``mix_share`` of the whole."""
+        other = TranslationDataModule(
+            self.mix_source, self.pair, max_tokens=None, batch_size=1, max_len=self.max_len, tokenizers=self.tokenizers
+        )
+        other._write_tokenized("train")
+        theirs = other._tokenized("train")
+        wanted = round(len(own) * self.mix_share / (1 - self.mix_share))
+        if wanted > len(theirs):
+            raise ValueError(
+                f"mix_share {self.mix_share} needs {wanted:,} pairs of {self.mix_source!r}, which has {len(theirs):,}. "
+                f"Fix: a mix_share of at most {len(theirs) / (len(theirs) + len(own)):.2f}."
+            )
+        picked = np.sort(np.random.default_rng(self.seed).choice(len(theirs), wanted, replace=False))
+        self.mixed_in = wanted
+        sample = theirs.select(picked.tolist()).flatten_indices(keep_in_memory=True)
+        return datasets.concatenate_datasets([own, sample])
 
     def _tokenized_path(self, split: str) -> Path:
         max_len = self.max_len if split == "train" else None
@@ -400,4 +435,7 @@ class TranslationDataModule(L.LightningDataModule):
         skipped = {"train": self.skipped_empty_train} if self.skipped_empty_train else {}
         evaluation = [s for s in ("val", "test") if s in self.datasets]
         skipped |= {s: self.texts[s].skipped_empty for s in evaluation if self.texts[s].skipped_empty}
-        return json.dumps({"pairs": counts, "skipped_empty": skipped, "dropped_longer_than_max_len": self.dropped_long})
+        report = {"pairs": counts, "skipped_empty": skipped, "dropped_longer_than_max_len": self.dropped_long}
+        if self.mixed_in:
+            report["train_pairs_from_mix_source"] = self.mixed_in
+        return json.dumps(report)

@@ -68,3 +68,56 @@ def test_a_bundle_in_the_hugging_face_cache_loads_by_repo_id_offline(tmp_path, m
     (snapshot / "model.safetensors").write_bytes(b"damaged")
     with pytest.raises(CheckpointError, match="does not match its sha256"):
         load_pretrained("someone/en-fr-captions")
+
+
+def test_a_fine_tuned_models_card_names_its_parent_both_datasets_and_the_scores_before_and_after(
+    translator, toy_folder, tmp_path, monkeypatch
+):
+    import yaml
+
+    from tests.conftest import only, zoo_here
+    from zoo.hub.bundles import sha256_of
+
+    data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
+    translator.hparams["_class_path"] = "zoo.Transformer"
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(translator.train(), datamodule=data)
+    trainer.save_checkpoint(tmp_path / "parent.ckpt")
+    parent = export_bundle(tmp_path / "parent.ckpt", tmp_path / "parent")
+    new = tmp_path / "new"  # the same kind of sentences, other words' order: a new "domain"
+    new.mkdir()
+    for split, lines in (("train", 60), ("val", 8), ("test", 8)):
+        rows = [f"the child with a red ball {i % 7}\t. {i % 7} ball red a with child the\n" for i in range(lines)]
+        (new / f"{split}.tsv").write_text("".join(rows))
+    config = tmp_path / "fine_tune.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "max_steps": 2,
+                    "logger": False,
+                    "enable_progress_bar": False,
+                    "limit_val_batches": 1,
+                    "callbacks": [
+                        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
+                    ],
+                },
+                "data": {
+                    "class_path": "datamodules.TranslationDataModule",
+                    "init_args": {"source": str(new), "pair": "en-xx", "batch_size": 8, "max_tokens": None},
+                },
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    assert zoo_here("fit", "--config", str(config), "--pretrained", str(parent)) == (0, "")
+    child = export_bundle(only(tmp_path.glob("**/checkpoints/last.ckpt")), tmp_path / "child")
+    card = (child / "README.md").read_text()
+    assert f"## Fine-tuned from {parent}" in card and sha256_of(parent / "SHA256SUMS") in card
+    assert f"Parent's training data: {toy_folder} en-xx" in card and f"Fine-tuning data: {new} en-xx" in card
+    rows = [line for line in card.splitlines() if line.startswith(("| parent's data", "| fine-tuning data"))]
+    assert len(rows) == 2
+    for row in rows:  # a BLEU before (the parent) and after (this model) on each dataset
+        before, after = (float(cell) for cell in row.strip("|").split("|")[1:])
+        assert 0 <= before <= 100 and 0 <= after <= 100
+    assert load_pretrained(child).parent["name"] == str(parent)  # the lineage travels in the bundle too

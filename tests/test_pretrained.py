@@ -290,3 +290,20 @@ def test_load_from_checkpoint_keeps_lightnings_signature_and_refuses_what_it_can
     assert torch.equal(loaded.output.weight, char_rnn.output.weight)
     with pytest.raises(CheckpointError, match="strict=False and weights_only=False are not supported"):
         CharRNN.load_from_checkpoint(path, strict=False)
+
+
+def test_zoo_list_shows_every_registered_model_with_its_size(capsys):
+    from zoo import list_pretrained
+    from zoo.hub.pretrained import PACKAGE_DIR, registry
+
+    rows = {row["name"]: row for row in list_pretrained()}
+    assert set(rows) == set(registry())
+    for name, row in rows.items():
+        on_disk = sum(p.stat().st_size for p in (PACKAGE_DIR / name).iterdir() if p.name in registry()[name]["files"])
+        assert row["size_mb"] == round(on_disk / 1e6, 1) and row["family"] and row["data"] and row["metric"]
+    assert zoo_here("list") == (0, "")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["name", "family", "data", "metric", "size"]
+    for name, row in rows.items():
+        (line,) = [line for line in printed if line.startswith(name + " ")]
+        assert row["metric"] in line and f"{row['size_mb']} MB" in line

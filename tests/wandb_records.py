@@ -55,3 +55,13 @@ def config_keys(path: Path) -> set[str]:
         if r.WhichOneof("record_type") == "config"
         for item in r.config.update
     }
+
+
+def config_values(path: Path) -> dict:
+    """The run config as W&B holds it: each top-level key's latest value."""
+    values = {}
+    for r in read_records(path):
+        if r.WhichOneof("record_type") == "config":
+            for item in r.config.update:
+                values[item.key or item.nested_key[0]] = json.loads(item.value_json)
+    return values

@@ -26,6 +26,7 @@ PUBLIC = {  # name -> the module that defines it
     "CheckpointError": "zoo.hub.checkpoints",
     "load_model": "zoo.hub.loading",
     "load_pretrained": "zoo.hub.loading",
+    "list_pretrained": "zoo.hub.pretrained",
 }
 __all__ = sorted(PUBLIC)
 

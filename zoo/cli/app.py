@@ -23,9 +23,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from callbacks.checkpoint_on_error import CheckpointOnError
 from datamodules.checks import require_in
+from zoo.cli import pretrained_option
 from zoo.cli.errors import USER_ERRORS
 from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_offline
-from zoo.hub.checkpoints import check_class, check_compatible, read_checkpoint
+from zoo.hub.checkpoints import CheckpointError, check_class, check_compatible, read_checkpoint, saved_class_path
+from zoo.hub.loading import load_pretrained
+from zoo.models.registry import public_class_path
+from zoo.tasks.fine_tuning import start_from
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
 COMMANDS = {  # subcommands outside LightningCLI: module, function
@@ -33,6 +37,7 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "translate": ("zoo.cli.translate", "translate_main"),
     "export": ("zoo.cli.export", "export_main"),
     "serve": ("zoo.cli.serve", "serve_main"),
+    "list": ("zoo.cli.list_command", "list_main"),
 }
 # Lightning's `predict` is left out: `zoo translate` and `zoo generate` are how a trained model is used.
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
@@ -45,12 +50,14 @@ Train, evaluate and use sequence models. Every training run is one YAML file (co
 any trainer, model or data option can be overridden on the command line.
 
 training and evaluation (Lightning's CLI)
-  fit        train a model
+  fit        train a model, or fine-tune a trained one on new data (--pretrained)
                zoo fit --config configs/char_rnn/shakespeare_stateful.yaml --trainer.max_epochs 3
+               zoo fit --config configs/transformer/tatoeba_en_fr_fine_tune.yaml --pretrained transformer-multi30k-en-fr
   validate   a checkpoint's validation metrics
                zoo validate --config CONFIG --ckpt_path CKPT
-  test       a checkpoint's test metrics (translation: SacreBLEU with beam search)
+  test       a checkpoint's or a pretrained model's test metrics (translation: SacreBLEU with beam search)
                zoo test --config CONFIG --ckpt_path CKPT
+               zoo test --config configs/transformer/multi30k_en_fr.yaml --pretrained transformer-multi30k-en-fr
 
 using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained name)
   generate   continue a prompt with a language model
@@ -62,6 +69,8 @@ using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained na
                zoo export --pretrained transformer-multi30k-en-fr --format transformers --out hf-en-fr
   serve      a demo page in the browser (http://127.0.0.1:7860): translate, generate, model cards
                zoo serve --pretrained transformer-multi30k-en-fr --pretrained char-rnn-shakespeare
+  list       the pretrained models: name, family, data, metric, size
+               zoo list
 
 A class's options: zoo fit --model.help zoo.CharRNN, zoo fit --data.help datamodules.CharDataModule
 """
@@ -105,12 +114,34 @@ class ZooCLI(LightningCLI):
         # language models (vocab) and translation models (two vocabularies, special ids, tokenizers).
         for source, target in LINKS:
             parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+        parser.add_argument("--pretrained", type=str | None, default=None, help=pretrained_option.HELP)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """With --pretrained on the command line, the parent is loaded first and its class becomes the model's
+        default, so a fine-tuning config may leave the model out."""
+        self.given_args, self.parent = list(sys.argv[1:] if args is None else args), None
+        self.peeked_checkpoint: tuple[str, dict] | None = None
+        spec = pretrained_option.option_in(self.given_args, "--pretrained")
+        if self.given_args[:1] and self.given_args[0] in LIGHTNING_COMMANDS:
+            if spec is not None:
+                self.parent = load_pretrained(spec)
+                default_class = public_class_path(type(self.parent))
+            else:  # a fine-tuning run's checkpoint: its class, so the check for --pretrained gets to speak
+                ckpt = pretrained_option.option_in(self.given_args, "--ckpt_path")
+                if ckpt and Path(ckpt).is_file():
+                    self.peeked_checkpoint = (ckpt, read_checkpoint(ckpt))  # (read once: resumed_checkpoint)
+                found = self.peeked_checkpoint[1] if self.peeked_checkpoint else {}
+                default_class = saved_class_path(found) if found.get("parent") else None
+            if default_class:
+                self.given_args = pretrained_option.with_model_class(self.given_args, default_class)
+        super().parse_arguments(parser, self.given_args)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         # Lightning takes NaN and infinity for these and trains on (NaN clipping turns every weight NaN).
         require_in("[0, inf)", gradient_clip_val=config.trainer.get("gradient_clip_val"))
         require_in("(0, inf)", val_check_interval=config.trainer.get("val_check_interval"))
+        self._settle_pretrained(config)
         logger = config.trainer.logger
         if not getattr(logger, "class_path", "").endswith("WandbLogger"):
             return
@@ -126,6 +157,34 @@ class ZooCLI(LightningCLI):
             if run_id:
                 logger.init_args.id = run_id
 
+    def _settle_pretrained(self, config) -> None:
+        spec = config.get("pretrained")
+        parent_of_resumed = (self.resumed_checkpoint or {}).get("parent")
+        if spec is None:
+            if parent_of_resumed:  # its data would get new tokenizers: refused, after minutes, as other data
+                raise CheckpointError(
+                    f"{config.ckpt_path} was fine-tuned from {parent_of_resumed['name']}, whose tokenizers or "
+                    f"vocabulary read its data. Fix: add --pretrained {parent_of_resumed['name']}."
+                )
+            return
+        if self.parent is None:  # `pretrained:` set in a config file rather than on the command line
+            self.parent = load_pretrained(spec)
+        explicit = self.parser.parse_args(self.given_args, defaults=False).get(self.subcommand)
+        pretrained_option.settle_config(config, explicit, self.parent, spec)
+        if self.subcommand == "fit" and config.get("ckpt_path"):
+            print(
+                f"zoo fit: --pretrained {spec} gives the model and its tokenizers; --ckpt_path {config.ckpt_path} "
+                f"resumes the fine-tuning run it wrote (weights, optimizer, step)."
+            )
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self.parent is not None and self.subcommand:
+            data = self.config[self.subcommand].data.init_args
+            if "tokenizers" in data:
+                data.tokenizers = None  # objects, not config values: `pretrained` says where they come from
+            start_from(self.model, self.parent)
+
     @cached_property
     def resumed_checkpoint(self) -> dict | None:
         """The checkpoint of ``--ckpt_path`` (read once), None without one or for Lightning's "last"/"best"."""
@@ -133,6 +192,8 @@ class ZooCLI(LightningCLI):
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not path or path in ("last", "best", "hpc") or path.startswith("registry"):
             return None
+        if self.peeked_checkpoint and self.peeked_checkpoint[0] == path:
+            return self.peeked_checkpoint[1]
         return read_checkpoint(path)
 
     def _parse_ckpt_path(self) -> None:

@@ -56,15 +56,18 @@ class ConfigToLoggerCallback(SaveConfigCallback):
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         text = self.parser.dump(self.config, skip_none=False)
+        values = yaml.safe_load(text)
+        if getattr(pl_module, "parent", None):  # a fine-tuning run: which model, exactly, it started from
+            values["parent"] = {key: pl_module.parent[key] for key in ("name", "sha256", "class_path")}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 run = logger.experiment
                 path = Path(run.dir) / self.config_filename
                 path.write_text(text)
                 run.save(str(path), base_path=run.dir, policy="now")
-                run.config.update(yaml.safe_load(text), allow_val_change=True)
+                run.config.update(values, allow_val_change=True)
             else:
-                logger.log_hyperparams(yaml.safe_load(text))
+                logger.log_hyperparams(values)
         if not trainer.loggers:  # (not trainer.log_dir: it is a collective, and this runs on rank 0 only)
             path = unused_path(Path(trainer.default_root_dir) / self.config_filename, text)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +34,7 @@ from zoo.hub.checkpoints import (
     read_checkpoint,
     saved_class_path,
 )
+from zoo.hub.lineage_card import lineage_section
 from zoo.hub.model_card import card_metadata, limits_section, markdown_table, render
 from zoo.models.registry import model_class, public_class_path
 
@@ -87,11 +89,18 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
         "metrics": checkpoint_metrics(checkpoint),
         # The DataModule's arguments (source, pair, ...), which checkpoints carry since DataModules save them.
         "data": checkpoint.get("datamodule_hyper_parameters"),
+        "parent": checkpoint.get("parent"),  # the model it was fine-tuned from (zoo.tasks.fine_tuning), or None
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+    lineage = ""
+    if model.parent:  # measured in float32, before the weights are stored in dtype
+        print(
+            f"scoring {model.parent['name']} and this model on both datasets, for the model card ...", file=sys.stderr
+        )
+        lineage = "\n" + lineage_section(model, config["data"])
     model.to(getattr(torch, dtype))
     safetensors.torch.save_model(model, str(folder / WEIGHTS))
-    card = model_card(config, sum(p.numel() for p in model.parameters()), dtype)
+    card = model_card(config, sum(p.numel() for p in model.parameters()), dtype) + lineage
     (folder / CARD).write_text(card, encoding="utf-8")
     write_checksums(folder)
 
@@ -185,5 +194,5 @@ def load_bundle(folder: str | Path, listing_sha256: str | None = None) -> L.Ligh
         raise CheckpointError(
             f"cannot load {folder / WEIGHTS} into {cls.__name__}: {error}. Fix: export the bundle again."
         ) from error
-    model.training_data = config.get("data")  # as model_from_checkpoint sets it
+    model.training_data, model.parent = config.get("data"), config.get("parent")  # as model_from_checkpoint sets them
     return model.eval()

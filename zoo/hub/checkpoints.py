@@ -57,6 +57,7 @@ def model_from_checkpoint(
     model.load_state_dict(checkpoint["state_dict"])  # strict: a shape or key mismatch is an error
     # The DataModule's arguments (source, pair, ...) for model cards; None in checkpoints from before they were kept.
     model.training_data = checkpoint.get("datamodule_hyper_parameters")
+    model.parent = checkpoint.get("parent")  # the model it was fine-tuned from (zoo.tasks.fine_tuning), if any
     return model
 
 

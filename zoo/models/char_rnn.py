@@ -41,6 +41,12 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
         learning_rate: Adam's learning rate.
     """
 
+    PARTS = {
+        "embeddings": r"embedding\.",
+        "layers.{n}": r"rnn\.\w+_l{n}$",
+        "output": r"output\.",
+    }  # what callbacks.FreezeParts can freeze
+
     def __init__(
         self,
         vocab_size: int,

@@ -63,6 +63,13 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         test_beam_size: beam size for ``zoo test``.
     """
 
+    PARTS = {
+        "embeddings": r"(src|tgt)_embedding\.",
+        "encoder": r"(encoder|bridge)\.",
+        "decoder": r"decoder\.",
+        "output": r"output\.",
+    }  # what callbacks.FreezeParts can freeze
+
     def __init__(
         self,
         src_vocab_size: int,

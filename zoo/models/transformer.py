@@ -57,6 +57,13 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         max_len_a, max_len_b, test_beam_size: decoding limits and the beam for ``zoo test``.
     """
 
+    PARTS = {
+        "embeddings": r"(src|tgt)_embedding\.",
+        "encoder": r"encoder\.",
+        "decoder": r"decoder\.",
+        "output": r"output\.",
+    }  # what callbacks.FreezeParts can freeze
+
     def __init__(
         self,
         src_vocab_size: int,

@@ -37,6 +37,12 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         learning_rate, warmup_steps: AdamW with linear warm-up, then inverse-square-root decay.
     """
 
+    PARTS = {
+        "embeddings": r"embedding\.",
+        "layers.{n}": r"decoder\.layers\.{n}\.",
+        "output": r"(output|decoder\.norm)\.",
+    }  # what callbacks.FreezeParts can freeze
+
     def __init__(
         self,
         vocab_size: int,

@@ -35,3 +35,9 @@ class CheckedCheckpoints:
         traceback, and put an older file's optimizer state in today's parameter order."""
         check_compatible(checkpoint, self, "the checkpoint")
         optimizer_state_in_current_order(checkpoint, self)
+        self.parent = checkpoint.get("parent")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """A fine-tuned model's checkpoints name its parent (zoo.tasks.fine_tuning.lineage), for its model card."""
+        if getattr(self, "parent", None):
+            checkpoint["parent"] = self.parent

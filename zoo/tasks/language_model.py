@@ -12,9 +12,10 @@ from torchmetrics import MeanMetric
 
 from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
+from zoo.tasks.freezable_parts import FreezableParts
 
 
-class LanguageModelTask(CheckedCheckpoints, ABC):
+class LanguageModelTask(CheckedCheckpoints, FreezableParts, ABC):
     """A model implements ``language_model_logits`` (a class without it cannot be instantiated), sets
     ``self.vocab`` (a datamodules.CharVocab or None) and has ``generate`` (zoo.generation.decoding.DecodingMixin).
     Batches are ``(inputs, targets)``, both (B, T). Losses are in nats per token, logged as ``<stage>/loss``

@@ -23,10 +23,11 @@ from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import SpecialIds, decode
 from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
+from zoo.tasks.freezable_parts import FreezableParts
 from zoo.tasks.translation_inputs import Source, checked_sources, encode_sources
 
 
-class TranslationTask(CheckedCheckpoints, ABC):
+class TranslationTask(CheckedCheckpoints, FreezableParts, ABC):
     max_source_tokens: int  # set by the model: the longest source (<eos> included) it reads
     flops_per_batch: int | None = None  # of the latest batch, for Lightning's ThroughputMonitor (zoo.tasks.flops)
 

@@ -1,0 +1,102 @@
+"""The model card section of a fine-tuned model: its parent (name, digest), both datasets, and the scores of
+parent and child on each, measured when the bundle is written (so they describe the weights it holds).
+
+A translator is scored by SacreBLEU on each corpus's test split with its test beam (as `zoo test` reports); a
+language model by validation nats per character (as `zoo validate` reports). A score that cannot be measured (the
+parent is gone, or cannot read the new text's characters) says why instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import lightning as L
+
+
+def lineage_section(model: L.LightningModule, fine_tuning_data: dict | None) -> str:
+    """Markdown: where ``model`` (which has a ``parent``) came from, and the before/after scores."""
+    parent_record = model.parent
+    parent, missing = _parent_model(parent_record)
+    datasets = {"parent's data": parent_record.get("data"), "fine-tuning data": fine_tuning_data}
+    metric = "test BLEU" if hasattr(model, "tokenizers") else "val nats/char"
+    rows = []
+    for label, data in datasets.items():
+        if not data:
+            rows.append(f"| {label}: not recorded | - | - |")
+            continue
+        before = _score(parent, data) if parent is not None else missing
+        rows.append(f"| {label}: {describe(data)} | {before} | {_score(model, data)} |")
+    digest = parent_record.get("sha256") or "not recorded"
+    return (
+        f"## Fine-tuned from {parent_record.get('name')}\n\n"
+        f"Parent: `{parent_record.get('name')}` ({parent_record.get('class_path')}), files digest (sha256 of its "
+        f"SHA256SUMS, or of the checkpoint file) `{digest}`. Parent's training data: {describe(parent_record.get('data'))}. "
+        f"Fine-tuning data: {describe(fine_tuning_data)}.\n\n"
+        f"| {metric} on | parent (before) | this model (after) |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"Each score: {reproduce('<model>', model, fine_tuning_data)}, with `<model>` the parent's name or this "
+        f"folder (and the parent's data's source for its row).\n"
+    )
+
+
+def reproduce(spec: str, model: L.LightningModule, data: dict | None) -> str:
+    """The command that measures ``spec``'s score on ``data``, as the table gives it."""
+    translation = hasattr(model, "tokenizers")
+    data = data or {}
+    class_path = data.get("_class_path") or (
+        "datamodules.TranslationDataModule" if translation else "datamodules.CharDataModule"
+    )
+    flags = f"--data {class_path} --data.init_args.source {data.get('source')}"
+    if translation:
+        return f"`zoo test --pretrained {spec} {flags} --data.init_args.pair {data.get('pair')} --trainer.logger false`"
+    shape = f"--data.init_args.mode {data.get('mode')} --data.init_args.seq_len {data.get('seq_len')} --data.init_args.batch_size {data.get('batch_size')}"
+    return f"`zoo validate --pretrained {spec} {flags} {shape} --trainer.logger false`"
+
+
+def describe(data: dict | None) -> str:
+    if not data:
+        return "not recorded"
+    text = f"{data.get('source')}" + (f" {data['pair']}" if data.get("pair") else "")
+    if data.get("mix_source"):
+        text += f", mixed with {data['mix_source']} ({data.get('mix_share')} of the training pairs)"
+    return text
+
+
+def _parent_model(record: dict) -> tuple[L.LightningModule | None, str]:
+    """The parent, loaded by its recorded name, if it is still the same files; else None and why not."""
+    from zoo.hub.loading import load_pretrained  # (loading imports bundles, which imports this module)
+    from zoo.tasks.fine_tuning import lineage
+
+    try:
+        parent = load_pretrained(record["name"])
+    except (OSError, ValueError) as error:
+        return None, f"not measured: the parent does not load ({str(error).split('. Fix')[0]})"
+    if record.get("sha256") and lineage(parent)["sha256"] != record["sha256"]:
+        return None, "not measured: the model under the parent's name now has other files than the parent had"
+    return parent, ""
+
+
+def _score(model: L.LightningModule, data: dict[str, Any]) -> str:
+    """The model's score on ``data`` (a DataModule's arguments, as checkpoints keep them), read with its own
+    tokenizers or vocabulary."""
+    arguments = {k: v for k, v in data.items() if not k.startswith("_") and k not in ("mix_source", "mix_share")}
+    translation = hasattr(model, "tokenizers")
+    class_path = data.get("_class_path") or (
+        "datamodules.TranslationDataModule" if translation else "datamodules.CharDataModule"
+    )
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if translation:
+        arguments["tokenizers"] = model.tokenizers
+    else:
+        arguments.update(vocab=model.vocab.chars, extend_vocab=False)
+    try:
+        datamodule = cls(**arguments)
+        trainer = L.Trainer(
+            logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
+        )
+        if translation:
+            return f"{trainer.test(model, datamodule, verbose=False)[0]['test/bleu']:.2f}"
+        return f"{trainer.validate(model, datamodule, verbose=False)[0]['val/loss']:.4f}"
+    except (ValueError, OSError) as error:  # e.g. a parent that cannot read the new text's characters
+        return f"not measured: {str(error).split('. Fix')[0]}"
