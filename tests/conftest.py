@@ -179,3 +179,36 @@ def translator(toy_folder):
 @pytest.fixture
 def translator_checkpoint(translator, tmp_path) -> Path:
     return save_checkpoint(translator, tmp_path / "translator.ckpt")
+
+
+def shipped_config_data(config: Path, toy_folder: Path, small_corpus: Path, parent: Path, tmp_path: Path):
+    """(model class, the options that make a shipped config train on tiny local data): a translation config reads
+    the toy corpus; a char config the small corpus; a fine-tuning config (no model class) starts from ``parent``,
+    a tiny Transformer checkpoint, whose tokenizers read the toy corpus; a mixed one mixes in a copy of it."""
+    import shutil
+
+    import yaml
+
+    settings = yaml.safe_load(config.read_text())
+    model_class = settings["model"].get("class_path")
+    data = settings["data"]["init_args"]
+    if data.get("pair") is None:
+        return model_class, ["--data.init_args.source", str(small_corpus)] + [
+            "--data.init_args.seq_len",
+            "16",
+            "--data.init_args.batch_size",
+            "4",
+        ]
+    args = ["--data.init_args.source", str(toy_folder), "--data.init_args.pair", "en-xx"]
+    if model_class is None:
+        model_class, args = "zoo.Transformer", [*args, "--pretrained", str(parent)]
+    else:
+        args += ["--data.init_args.vocab_size", "60"]
+    if not data.get("batch_size"):  # a token budget the toy batches fit
+        args += ["--data.init_args.max_tokens", "300"]
+    if data.get("mix_source"):
+        mixed = tmp_path / "original"
+        if not mixed.exists():
+            shutil.copytree(toy_folder, mixed)
+        args += ["--data.init_args.mix_source", str(mixed)]
+    return model_class, args

@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-import yaml
 
-from tests.conftest import REPO, toy_data_args
+from tests.conftest import REPO, shipped_config_data
 from zoo.cli import ZooCLI
 
 CONFIGS = sorted((REPO / "configs").glob("*/*.yaml"))
@@ -21,21 +20,18 @@ TINY = {  # the configs' own sizes would take minutes in bf16 on a CPU
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda path: f"{path.parent.name}/{path.stem}")
-def test_every_shipped_config_trains_and_decodes_in_bf16_mixed(config, small_corpus, toy_folder, tmp_path, monkeypatch):
+def test_every_shipped_config_trains_and_decodes_in_bf16_mixed(
+    config, small_corpus, toy_folder, translator_checkpoint, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    model_class = yaml.safe_load(config.read_text())["model"]["class_path"]
+    model_class, data = shipped_config_data(config, toy_folder, small_corpus, translator_checkpoint, tmp_path)
+    sizes = [] if "--pretrained" in data else TINY[model_class]  # a fine-tuned model keeps its parent's sizes
     translation = model_class in ("zoo.Seq2Seq", "zoo.Transformer")
-    data = (
-        toy_data_args(toy_folder, vocab_size=60, max_tokens=300)
-        if translation
-        else ["--data.init_args.source", str(small_corpus), "--data.init_args.seq_len", "16"]
-        + ["--data.init_args.batch_size", "4"]
-    )
     run = ["--trainer.precision", "bf16-mixed", "--trainer.max_steps", "3", "--trainer.val_check_interval", "3"]
     run += ["--trainer.check_val_every_n_epoch", "1"]  # validate within these 3 steps, whatever the config says
     run += ["--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
     run += ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "logs"]
-    cli = ZooCLI(["--config", str(config), *data, *TINY[model_class], *run], run=False)
+    cli = ZooCLI(["--config", str(config), *data, *sizes, *run], run=False)
     cli.trainer.fit(cli.model, cli.datamodule)
 
     metrics = cli.trainer.callback_metrics

@@ -111,7 +111,9 @@ def test_a_fine_tuned_models_card_names_its_parent_both_datasets_and_the_scores_
     )
     monkeypatch.chdir(tmp_path)
     assert zoo_here("fit", "--config", str(config), "--pretrained", str(parent)) == (0, "")
-    child = export_bundle(only(tmp_path.glob("**/checkpoints/last.ckpt")), tmp_path / "child")
+    last = only(tmp_path.glob("**/checkpoints/last.ckpt"))
+    assert zoo_here("export", "--checkpoint", str(last), "--out", str(tmp_path / "child")) == (0, "")
+    child = tmp_path / "child"
     card = (child / "README.md").read_text()
     assert f"## Fine-tuned from {parent}" in card and sha256_of(parent / "SHA256SUMS") in card
     assert f"Parent's training data: {toy_folder} en-xx" in card and f"Fine-tuning data: {new} en-xx" in card

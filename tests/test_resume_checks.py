@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, only, save_checkpoint, toy_data_args, zoo_here
+from tests.conftest import REPO, only, save_checkpoint, shipped_config_data, zoo_here
 
 STATEFUL = str(REPO / "configs" / "char_rnn" / "shakespeare_stateful.yaml")
 TINY = [
@@ -116,22 +116,12 @@ def test_a_run_without_logger_never_overwrites_a_users_file(trained, small_corpu
 
 
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(REPO)) for p in REPO.glob("configs/*/*.yaml")))
-def test_every_shipped_config_trains_with_logging_off(config, small_corpus, toy_folder, tmp_path, monkeypatch, capsys):
+def test_every_shipped_config_trains_with_logging_off(
+    config, small_corpus, toy_folder, translator_checkpoint, tmp_path, monkeypatch, capsys
+):
     """The README says `--trainer.logger false` turns logging off: it must work with every config."""
     monkeypatch.chdir(tmp_path)
-    translation = "seq2seq" in config or "multi30k" in config
-    data = (
-        toy_data_args(toy_folder, vocab_size=60, max_tokens=400)
-        if translation
-        else [
-            "--data.init_args.source",
-            str(small_corpus),
-            "--data.init_args.seq_len",
-            "16",
-            "--data.init_args.batch_size",
-            "4",
-        ]
-    )
+    _, data = shipped_config_data(REPO / config, toy_folder, small_corpus, translator_checkpoint, tmp_path)
     code, message = zoo_here(
         "fit",
         "--config",

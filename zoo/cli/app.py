@@ -122,7 +122,7 @@ class ZooCLI(LightningCLI):
         self.given_args, self.parent = list(sys.argv[1:] if args is None else args), None
         self.peeked_checkpoint: tuple[str, dict] | None = None
         spec = pretrained_option.option_in(self.given_args, "--pretrained")
-        if self.given_args[:1] and self.given_args[0] in LIGHTNING_COMMANDS:
+        if self.given_args:  # (`zoo fit ...`, or a ZooCLI(args, run=False) that has no subcommand)
             if spec is not None:
                 self.parent = load_pretrained(spec)
                 default_class = public_class_path(type(self.parent))
@@ -169,7 +169,8 @@ class ZooCLI(LightningCLI):
             return
         if self.parent is None:  # `pretrained:` set in a config file rather than on the command line
             self.parent = load_pretrained(spec)
-        explicit = self.parser.parse_args(self.given_args, defaults=False).get(self.subcommand)
+        explicit = self.parser.parse_args(self.given_args, defaults=False)
+        explicit = explicit.get(self.subcommand) if self.subcommand else explicit
         pretrained_option.settle_config(config, explicit, self.parent, spec)
         if self.subcommand == "fit" and config.get("ckpt_path"):
             print(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+from zoo.hub.atomic_writes import refuse_to_overwrite
 from zoo.hub.bundles import export_bundle
+from zoo.hub.lineage_card import lineage_of_checkpoint
 from zoo.hub.loading import load_model, load_pretrained
 
 FORMATS = ("bundle", "transformers", "ctranslate2")
@@ -49,7 +51,9 @@ def export_main(argv: list[str]) -> None:
 
 def export(args: argparse.Namespace):
     if args.format == "bundle":
-        return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force)
+        refuse_to_overwrite(args.out, args.force)  # before a fine-tuned model's scores take minutes
+        card_section = lineage_of_checkpoint(args.checkpoint)
+        return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force, card_section=card_section)
     model = load_model(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
     if args.format == "transformers":
         from zoo.interop.transformers_export import export_transformers

@@ -41,7 +41,8 @@ def option_in(args: list[str], option: str) -> str | None:
 def with_model_class(args: list[str], class_path: str) -> list[str]:
     """``args`` with a default model class right after the subcommand, so a config may leave the model out; a
     config (or flag) that names a class comes later and wins (and is then checked against the parent's)."""
-    return [args[0], "--model", class_path, *args[1:]]
+    at = 1 if args[0] in ("fit", "validate", "test") else 0  # after the subcommand, if there is one
+    return [*args[:at], "--model", class_path, *args[at:]]
 
 
 def settle_config(config: Namespace, explicit: Namespace | None, parent: L.LightningModule, spec: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -34,7 +33,6 @@ from zoo.hub.checkpoints import (
     read_checkpoint,
     saved_class_path,
 )
-from zoo.hub.lineage_card import lineage_section
 from zoo.hub.model_card import card_metadata, limits_section, markdown_table, render
 from zoo.models.registry import model_class, public_class_path
 
@@ -57,9 +55,12 @@ def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
     return metrics
 
 
-def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "float32", force: bool = False) -> Path:
+def export_bundle(
+    checkpoint_path: str | Path, out: str | Path, dtype: str = "float32", force: bool = False, card_section: str = ""
+) -> Path:
     """Write the bundle of a `zoo fit` checkpoint to the folder ``out``; ``dtype`` float16 halves the weights.
-    A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it)."""
+    A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it). ``card_section``
+    (Markdown) ends the model card: `zoo export` puts a fine-tuned model's lineage there (zoo/hub/lineage_card.py)."""
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
     checkpoint = read_checkpoint(checkpoint_path)
@@ -67,11 +68,13 @@ def export_bundle(checkpoint_path: str | Path, out: str | Path, dtype: str = "fl
         checkpoint, checkpoint_path, model_class(saved_class_path(checkpoint), checkpoint_path)
     )
     with atomic_folder(out, force) as staging:
-        write_bundle_files(staging, model, checkpoint, dtype)
+        write_bundle_files(staging, model, checkpoint, dtype, card_section)
     return Path(out)
 
 
-def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict, dtype: str) -> None:
+def write_bundle_files(
+    folder: Path, model: L.LightningModule, checkpoint: dict, dtype: str, card_section: str = ""
+) -> None:
     cls = type(model)
     hparams = init_args_of(checkpoint)
     tokenizers, init_args = {}, dict(hparams)
@@ -92,15 +95,9 @@ def write_bundle_files(folder: Path, model: L.LightningModule, checkpoint: dict,
         "parent": checkpoint.get("parent"),  # the model it was fine-tuned from (zoo.tasks.fine_tuning), or None
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
-    lineage = ""
-    if model.parent:  # measured in float32, before the weights are stored in dtype
-        print(
-            f"scoring {model.parent['name']} and this model on both datasets, for the model card ...", file=sys.stderr
-        )
-        lineage = "\n" + lineage_section(model, config["data"])
     model.to(getattr(torch, dtype))
     safetensors.torch.save_model(model, str(folder / WEIGHTS))
-    card = model_card(config, sum(p.numel() for p in model.parameters()), dtype) + lineage
+    card = model_card(config, sum(p.numel() for p in model.parameters()), dtype) + card_section
     (folder / CARD).write_text(card, encoding="utf-8")
     write_checksums(folder)
 

@@ -9,9 +9,23 @@ parent is gone, or cannot read the new text's characters) says why instead.
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+
+from zoo.hub.loading import load_model, load_pretrained
+from zoo.tasks.fine_tuning import lineage
+
+
+def lineage_of_checkpoint(path: str | Path) -> str:
+    """The card section of a fine-tuned model's checkpoint (scores measured in float32), "" for any other model."""
+    model = load_model(path)
+    if not getattr(model, "parent", None):
+        return ""
+    print(f"scoring {model.parent['name']} and this model on both datasets, for the model card ...", file=sys.stderr)
+    return "\n" + lineage_section(model, model.training_data)
 
 
 def lineage_section(model: L.LightningModule, fine_tuning_data: dict | None) -> str:
@@ -26,7 +40,7 @@ def lineage_section(model: L.LightningModule, fine_tuning_data: dict | None) -> 
             rows.append(f"| {label}: not recorded | - | - |")
             continue
         before = _score(parent, data) if parent is not None else missing
-        rows.append(f"| {label}: {describe(data)} | {before} | {_score(model, data)} |")
+        rows.append(f"| {label}: {describe(data, mixed=False)} | {before} | {_score(model, data)} |")
     digest = parent_record.get("sha256") or "not recorded"
     return (
         f"## Fine-tuned from {parent_record.get('name')}\n\n"
@@ -53,20 +67,17 @@ def reproduce(spec: str, model: L.LightningModule, data: dict | None) -> str:
     return f"`zoo validate --pretrained {spec} {flags} {shape} --trainer.logger false`"
 
 
-def describe(data: dict | None) -> str:
+def describe(data: dict | None, mixed: bool = True) -> str:
     if not data:
         return "not recorded"
     text = f"{data.get('source')}" + (f" {data['pair']}" if data.get("pair") else "")
-    if data.get("mix_source"):
+    if mixed and data.get("mix_source"):
         text += f", mixed with {data['mix_source']} ({data.get('mix_share')} of the training pairs)"
     return text
 
 
 def _parent_model(record: dict) -> tuple[L.LightningModule | None, str]:
     """The parent, loaded by its recorded name, if it is still the same files; else None and why not."""
-    from zoo.hub.loading import load_pretrained  # (loading imports bundles, which imports this module)
-    from zoo.tasks.fine_tuning import lineage
-
     try:
         parent = load_pretrained(record["name"])
     except (OSError, ValueError) as error:

@@ -52,8 +52,9 @@ def start_from(model: nn.Module, parent: nn.Module) -> nn.Module:
 
     A char model whose vocabulary extends the parent's (``CharDataModule(extend_vocab=True)``) keeps the parent's
     row for every character it knows, in the embedding and the output layer (tied or not); the rows of new
-    characters start as the mean of the known rows, so the model's predictions for known text are unchanged and a
-    new character starts as an average one. Any other difference of shape is an error naming the weight."""
+    characters start as the mean of the known rows: a new character starts as an average one, and the known
+    characters' logits are the parent's (so are their probabilities relative to each other). Any other difference
+    of shape is an error naming the weight."""
     if type(model) is not type(parent):
         raise CheckpointError(
             f"cannot start a {type(model).__name__} from a {type(parent).__name__}: fine-tuning keeps the parent's "

@@ -21,9 +21,9 @@ class FreezableParts:
             found = re.fullmatch(template, part)
             if found:
                 regex = re.compile(pattern.format(n=found.group("n")) if "n" in found.groupdict() else pattern)
-                chosen = [p for key, p in self.named_parameters(remove_duplicate=False) if regex.match(key)]
+                chosen = {id(p): p for key, p in self.named_parameters(remove_duplicate=False) if regex.match(key)}
                 if chosen:
-                    return chosen
+                    return list(chosen.values())  # a tied weight once
         known = ", ".join(self.part_names())
         raise ValueError(f"{type(self).__name__} has no part {part!r}. Fix: freeze some of: {known}.")
 
