@@ -55,12 +55,8 @@ def lineage_section(model: L.LightningModule, fine_tuning_data: dict | None) -> 
 
 def reproduce(spec: str, model: L.LightningModule, data: dict | None) -> str:
     """The command that measures ``spec``'s score on ``data``, as the table gives it."""
-    translation = hasattr(model, "tokenizers")
-    data = data or {}
-    class_path = data.get("_class_path") or (
-        "datamodules.TranslationDataModule" if translation else "datamodules.CharDataModule"
-    )
-    flags = f"--data {class_path} --data.init_args.source {data.get('source')}"
+    translation, data = hasattr(model, "tokenizers"), data or {}
+    flags = f"--data {_datamodule_path(model, data)} --data.init_args.source {data.get('source')}"
     if translation:
         return f"`zoo test --pretrained {spec} {flags} --data.init_args.pair {data.get('pair')} --trainer.logger false`"
     shape = f"--data.init_args.mode {data.get('mode')} --data.init_args.seq_len {data.get('seq_len')} --data.init_args.batch_size {data.get('batch_size')}"
@@ -92,10 +88,7 @@ def _score(model: L.LightningModule, data: dict[str, Any]) -> str:
     tokenizers or vocabulary."""
     arguments = {k: v for k, v in data.items() if not k.startswith("_") and k not in ("mix_source", "mix_share")}
     translation = hasattr(model, "tokenizers")
-    class_path = data.get("_class_path") or (
-        "datamodules.TranslationDataModule" if translation else "datamodules.CharDataModule"
-    )
-    module, _, name = class_path.rpartition(".")
+    module, _, name = _datamodule_path(model, data).rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     if translation:
         arguments["tokenizers"] = model.tokenizers
@@ -110,4 +103,12 @@ def _score(model: L.LightningModule, data: dict[str, Any]) -> str:
             return f"{trainer.test(model, datamodule, verbose=False)[0]['test/bleu']:.2f}"
         return f"{trainer.validate(model, datamodule, verbose=False)[0]['val/loss']:.4f}"
     except (ValueError, OSError) as error:  # e.g. a parent that cannot read the new text's characters
-        return f"not measured: {str(error).split('. Fix')[0]}"
+        return f"not measured: {str(error).split('. Fix')[0].split(': ')[0]}"
+
+
+def _datamodule_path(model: L.LightningModule, data: dict) -> str:
+    """The DataModule class the data's arguments are for (files from before it was kept: the family's)."""
+    translation = hasattr(model, "tokenizers")
+    return data.get("_class_path") or (
+        "datamodules.TranslationDataModule" if translation else "datamodules.CharDataModule"
+    )
