@@ -11,16 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
+
+from decoding_speed import timed  # the sibling script
 
 import zoo
 from zoo.hub.pretrained import PACKAGE_DIR, registry
-
-
-def seconds(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -35,8 +30,8 @@ def main() -> None:
         folder = PACKAGE_DIR / entry["url"].removeprefix("package:")
         loads, reads = [], []
         for _ in range(rounds):  # alternated, so drift hits both alike
-            loads.append(seconds(lambda: zoo.load_pretrained(name)))
-            reads.append(seconds(lambda: [(folder / f).read_bytes() for f in entry["files"]]))
+            loads.append(timed(lambda: zoo.load_pretrained(name)))
+            reads.append(timed(lambda: [(folder / f).read_bytes() for f in entry["files"]]))
         load, read = statistics.median(loads), statistics.median(reads)
         results[name] = round(load, 3)
         print(f"{name:<30}{load:>10.3f}{read:>16.4f}{load / read:>8.0f}x")
