@@ -31,6 +31,8 @@ from lightning_utilities.core.apply_func import apply_to_collection
 
 from datamodules.training_position import training_position
 
+MODE_FOR_DATA = {"stateful": "preserve", "stateless": "reset"}  # CharDataModule's mode -> the callback's
+
 
 class HiddenStateCallback(Callback):
     def __init__(self, mode: Literal["preserve", "reset"] = "preserve", attribute: str = "hidden_state"):
@@ -40,6 +42,11 @@ class HiddenStateCallback(Callback):
         self.attribute = attribute
         self._training_state: Any = None
         self._in_validation = False
+
+    @classmethod
+    def for_data(cls, data_mode: str | None) -> HiddenStateCallback:
+        """The callback a data layout needs (for scoring a model whose config is not at hand)."""
+        return cls(MODE_FOR_DATA.get(data_mode, "reset"))
 
     def _set(self, module: L.LightningModule, state: Any) -> None:
         setattr(module, self.attribute, state)
@@ -52,7 +59,7 @@ class HiddenStateCallback(Callback):
                 f"the final state back (see callbacks/hidden_state.py), or pass attribute=<your name>."
             )
         data_mode = getattr(trainer.datamodule, "mode", None)
-        expected = {"stateful": "preserve", "stateless": "reset"}.get(data_mode)
+        expected = MODE_FOR_DATA.get(data_mode)
         if expected and expected != self.mode:
             warnings.warn(
                 f"HiddenStateCallback(mode={self.mode!r}) with data.mode {data_mode!r}: "

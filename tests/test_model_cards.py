@@ -1,6 +1,8 @@
 """Model cards in the Hub's format (YAML metadata, the training data and its limits), and bundles loaded from
 the local Hugging Face Hub cache by repository id."""
 
+import re
+import shlex
 import shutil
 
 import lightning as L
@@ -10,8 +12,10 @@ from datamodules import TranslationDataModule
 from zoo import CheckpointError, load_pretrained
 from zoo.hub.bundles import export_bundle
 from zoo.hub.model_card import split_card
-from zoo.hub.pretrained import PACKAGE_DIR
+from zoo.hub.pretrained import PACKAGE_DIR, registry
 from zoo.interop.transformers_export import export_transformers
+
+MEASURED_VALUE = re.compile(r"^\| [^|]+ \| (?:[\d.]+ \| )?([\d.]+) \|$", re.MULTILINE)  # a score row's last value
 
 
 def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy_folder, tmp_path):
@@ -31,18 +35,58 @@ def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy
     assert split_card((exported / "README.md").read_text())[0]["library_name"] == "transformers"
 
 
-@pytest.mark.parametrize(
-    "name, limit",
-    [
-        ("transformer-multi30k-en-fr", "translates other kinds of text poorly"),
-        ("char-rnn-shakespeare", "has no meaning, facts or memory"),
-    ],
-)
-def test_the_shipped_cards_state_their_domain_and_its_limits(name, limit):
-    card = (PACKAGE_DIR / name / "README.md").read_text()
+@pytest.mark.parametrize("name", sorted(registry()))
+def test_every_shipped_card_states_its_limits_and_the_score_the_zoo_lists_with_its_command(name):
+    entry, card = registry()[name], (PACKAGE_DIR / name / "README.md").read_text()
     metadata = split_card(card)[0]
     assert {"library_name", "license", "language", "datasets", "metrics", "pipeline_tag"} <= set(metadata)
-    assert "## Training data and limits" in card and limit in card
+    assert "## Training data and limits" in card and "**Limits.**" in card
+    measured = card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
+    listed = entry["metric"].split()[0]  # "47.52 test BLEU (beam 5)": the number `zoo list` shows
+    assert listed in MEASURED_VALUE.findall(measured), f"zoo list says {listed}, the card's scores differ"
+    command = "zoo test" if "BLEU" in entry["metric"] else "zoo validate"
+    assert f"`{command} --pretrained {name} --data " in measured
+
+
+@pytest.mark.slow  # a test set decoded with beam 5 per score: about a minute each on a 2-core CPU
+@pytest.mark.parametrize("name", sorted(registry()))
+def test_every_score_on_a_shipped_card_is_what_the_command_beside_it_prints(name, shared_data, capsys):
+    from tests.conftest import zoo_here
+
+    card = (PACKAGE_DIR / name / "README.md").read_text()
+    measured = card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
+    values = [
+        v for row in re.findall(r"^\| [^|]+ \|((?: [\d.]+ \|)+)$", measured, re.MULTILINE) for v in row.split("|")
+    ]
+    values = [v.strip() for v in values if v.strip()]
+    commands = re.findall(r"`zoo ((?:test|validate) --pretrained .*?)`", measured)
+    assert values and len(values) == len(commands), (values, commands)
+    for value, command in zip(values, commands):
+        capsys.readouterr()
+        assert zoo_here(*shlex.split(command)) == (0, ""), command
+        printed = re.search(r"(?:test/bleu|val/loss)\W+([\d.]+)", capsys.readouterr().out)[1]
+        assert f"{float(printed):.{len(value.split('.')[1])}f}" == value, command
+
+
+def test_a_cards_score_is_what_the_command_written_on_it_prints(small_corpus, tmp_path, monkeypatch, capsys):
+    """`zoo export` scores the weights as the bundle stores them (float16 here), and the one command the card
+    gives measures the same number from the bundle."""
+    from tests.conftest import REPO, only, zoo_here
+    from tests.test_callbacks_never_end_a_run import TINY_MODEL, TINY_RUN
+
+    monkeypatch.chdir(tmp_path)
+    config = str(REPO / "configs" / "char_rnn" / "shakespeare_stateless.yaml")
+    tiny = ["--data.init_args.source", str(small_corpus), *TINY_RUN, *TINY_MODEL["char_rnn"]]
+    assert zoo_here("fit", "--config", config, *tiny) == (0, "")
+    last = only(tmp_path.glob("**/last.ckpt"))
+    assert zoo_here("export", "--checkpoint", str(last), "--out", "bundle", "--dtype", "float16") == (0, "")
+    card = (tmp_path / "bundle" / "README.md").read_text()
+    (value,) = MEASURED_VALUE.findall(card[card.index("## Scores") :])
+    command = re.search(r"Reproduce: `zoo (validate --pretrained bundle .*)`", card)[1]
+    capsys.readouterr()
+    assert zoo_here(*shlex.split(command)) == (0, "")
+    printed = re.search(r"val/loss\W+([\d.]+)", capsys.readouterr().out)[1]
+    assert f"{float(printed):.4f}" == value
 
 
 def hub_cache_with(bundle, cache, repo_id: str):
@@ -122,4 +166,7 @@ def test_a_fine_tuned_models_card_names_its_parent_both_datasets_and_the_scores_
     for row in rows:  # a BLEU before (the parent) and after (this model) on each dataset
         before, after = (float(cell) for cell in row.strip("|").split("|")[1:])
         assert 0 <= before <= 100 and 0 <= after <= 100
+    # one command per score: the parent's by its name, this model's by its folder
+    commands = re.findall(r"^- (parent|this model) on the .*: `zoo test --pretrained (\S+) ", card, re.MULTILINE)
+    assert commands == [("parent", str(parent)), ("this model", str(child))] * 2
     assert load_pretrained(child).parent["name"] == str(parent)  # the lineage travels in the bundle too

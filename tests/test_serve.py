@@ -8,10 +8,12 @@ import sys
 import urllib.request
 
 import pytest
+import torch
 
 import zoo
 from tests.conftest import REPO, _zoo_env, readline_within
 from zoo.demo import handlers
+from zoo.hub.pretrained import registry
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TRANSLATOR, CHAR_RNN = "transformer-multi30k-en-fr", "char-rnn-shakespeare"
@@ -44,6 +46,16 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
         with pytest.raises(handlers.RequestError, match=message):
             generate(prompt, length, **options)
     assert generate("ROMEO:", 10) == generate("ROMEO:", 10) and len(generate("ROMEO:", 10)) == 16  # seeded
+
+
+@pytest.mark.parametrize("name", sorted(n for n, entry in registry().items() if entry["class_path"] == "zoo.Seq2Seq"))
+def test_a_shipped_seq2seq_translation_shows_its_attention_heatmap_as_the_transformers_does(name):
+    result = handlers.translate(zoo.load_pretrained(name), "A dog runs in the snow.", 3, 2, handlers.Limits())
+    for detail in result.details:
+        weights = detail["attention"]  # (target pieces, source pieces): where each target piece looked
+        assert weights.shape[1] == len(detail["src"]) and weights.shape[0] >= len(detail["tgt"])
+        torch.testing.assert_close(weights.sum(-1), torch.ones(len(weights)))
+        assert handlers.attention_image(detail).size[0] > 100
 
 
 def free_port() -> int:

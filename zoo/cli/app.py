@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from callbacks.checkpoint_on_error import CheckpointOnError
+from callbacks.hidden_state import HiddenStateCallback
 from datamodules.checks import require_in
 from zoo.cli import pretrained_option
 from zoo.cli.errors import USER_ERRORS
@@ -210,9 +211,15 @@ class ZooCLI(LightningCLI):
         """Find the user's mistakes before the trainer writes anything (a W&B run, a log folder, a config
         file): data that cannot be used (the DataModule's setup, which Lightning repeats, reads its splits
         once), and a --ckpt_path this run cannot continue (another model, vocabulary or size). Leave out
-        LearningRateMonitor when logging is off (it needs a logger)."""
+        LearningRateMonitor when logging is off (it needs a logger). A model that carries a hidden state, scored
+        without the callback that manages it (`zoo validate --pretrained NAME --data ...`), gets the one its
+        data layout needs."""
         if self.datamodule is not None:
             self.datamodule.setup(self.subcommand)  # Lightning's stage names are the subcommands
+        callbacks = self.trainer.callbacks
+        if self.subcommand != "fit" and hasattr(self.model, "hidden_state"):
+            if not any(isinstance(c, HiddenStateCallback) for c in callbacks):
+                callbacks.append(HiddenStateCallback.for_data(getattr(self.datamodule, "mode", None)))
         if self.resumed_checkpoint is not None:
             check_compatible(self.resumed_checkpoint, self.model, self.config[self.subcommand]["ckpt_path"])
         if not self.trainer.loggers:

@@ -1,6 +1,7 @@
 """`zoo export`: a trained model -> a folder another tool loads.
 
---format bundle        (default) our portable bundle: safetensors, JSON, tokenizer, model card; from a checkpoint
+--format bundle        (default) our portable bundle: safetensors, JSON, tokenizer, model card (with its scores,
+                       measured on the exported weights, zoo/hub/card_scores.py); from a checkpoint
 --format transformers  Hugging Face transformers (Pegasus classes): AutoModelForSeq2SeqLM.from_pretrained(OUT)
 --format ctranslate2   CTranslate2, for `zoo translate --engine ctranslate2` or ctranslate2.Translator
 """
@@ -11,7 +12,7 @@ import argparse
 
 from zoo.hub.atomic_writes import refuse_to_overwrite
 from zoo.hub.bundles import export_bundle
-from zoo.hub.lineage_card import lineage_of_checkpoint
+from zoo.hub.card_scores import card_scores
 from zoo.hub.loading import load_model, load_pretrained
 
 FORMATS = ("bundle", "transformers", "ctranslate2")
@@ -29,6 +30,10 @@ def export_main(argv: list[str]) -> None:
     source.add_argument("--pretrained", help="a registered name or bundle folder (transformers, ctranslate2 only)")
     parser.add_argument("--out", required=True, help="the folder to write: new or empty, unless --force")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder (as a whole)")
+    parser.add_argument(
+        "--name",
+        help="bundle: the name the model card's commands load it by (a registry name, a Hub id; default: --out)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="bundle", help="what to write (default: bundle)")
     parser.add_argument(
         "--dtype",
@@ -51,8 +56,8 @@ def export_main(argv: list[str]) -> None:
 
 def export(args: argparse.Namespace):
     if args.format == "bundle":
-        refuse_to_overwrite(args.out, args.force)  # before a fine-tuned model's scores take minutes
-        card_section = lineage_of_checkpoint(args.checkpoint)
+        refuse_to_overwrite(args.out, args.force)  # before the card's scores take minutes
+        card_section = card_scores(args.checkpoint, args.name or args.out, args.dtype)
         return export_bundle(args.checkpoint, args.out, args.dtype, force=args.force, card_section=card_section)
     model = load_model(args.checkpoint) if args.checkpoint else load_pretrained(args.pretrained)
     if args.format == "transformers":

@@ -60,7 +60,7 @@ def export_bundle(
 ) -> Path:
     """Write the bundle of a `zoo fit` checkpoint to the folder ``out``; ``dtype`` float16 halves the weights.
     A non-empty ``out`` is refused unless ``force``, which replaces it whole (never merges into it). ``card_section``
-    (Markdown) ends the model card: `zoo export` puts a fine-tuned model's lineage there (zoo/hub/lineage_card.py)."""
+    (Markdown) ends the model card: `zoo export` puts the measured scores there (zoo/hub/card_scores.py)."""
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
     checkpoint = read_checkpoint(checkpoint_path)
@@ -156,7 +156,7 @@ def model_card(config: dict, parameters: int, dtype: str) -> str:
         f"# {name} ({parameters / 1e6:.2f}M parameters, weights in {dtype})\n\n"
         f'A seq-zoo model bundle. Load it with `zoo.load_pretrained("<this folder>")`.\n\n'
         f"{limits_section(config.get('data'))}\n"
-        f"## Evaluation (from the training checkpoint)\n\n{markdown_table(config['metrics'], ('metric', 'value'))}\n\n"
+        f"## Training record (from the checkpoint)\n\n{markdown_table(config['metrics'], ('metric', 'value'))}\n\n"
         f"## Hyperparameters\n\n{markdown_table(config['init_args'], ('argument', 'value'))}\n"
     )
     return render(card_metadata(translation, config.get("data")), body)
