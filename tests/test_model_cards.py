@@ -39,7 +39,7 @@ def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy
 def test_every_shipped_card_states_its_limits_and_the_score_the_zoo_lists_with_its_command(name):
     entry, card = registry()[name], (PACKAGE_DIR / name / "README.md").read_text()
     metadata = split_card(card)[0]
-    assert {"library_name", "license", "language", "datasets", "metrics", "pipeline_tag"} <= set(metadata)
+    assert {"library_name", "license", "language", "metrics", "pipeline_tag"} <= set(metadata)  # (datasets: Hub ids)
     assert "## Training data and limits" in card and "**Limits.**" in card
     measured = card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
     listed = entry["metric"].split()[0]  # "47.52 test BLEU (beam 5)": the number `zoo list` shows
