@@ -18,6 +18,11 @@ from zoo.interop.transformers_export import export_transformers
 MEASURED_VALUE = re.compile(r"^\| [^|]+ \| (?:[\d.]+ \| )?([\d.]+) \|$", re.MULTILINE)  # a score row's last value
 
 
+def measured_section(card: str) -> str:
+    """The card from its measured scores on (zoo/hub/card_scores.py): its own, or a fine-tuned model's lineage."""
+    return card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
+
+
 def test_a_trained_translators_cards_name_its_languages_and_data(translator, toy_folder, tmp_path):
     """The DataModule's arguments travel in the checkpoint of a real run, into the bundle and its exports."""
     data = TranslationDataModule(str(toy_folder), pair="en-xx", vocab_size=60, max_tokens=500)
@@ -41,7 +46,7 @@ def test_every_shipped_card_states_its_limits_and_the_score_the_zoo_lists_with_i
     metadata = split_card(card)[0]
     assert {"library_name", "license", "language", "metrics", "pipeline_tag"} <= set(metadata)  # (datasets: Hub ids)
     assert "## Training data and limits" in card and "**Limits.**" in card
-    measured = card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
+    measured = measured_section(card)
     listed = entry["metric"].split()[0]  # "47.52 test BLEU (beam 5)": the number `zoo list` shows
     assert listed in MEASURED_VALUE.findall(measured), f"zoo list says {listed}, the card's scores differ"
     command = "zoo test" if "BLEU" in entry["metric"] else "zoo validate"
@@ -54,7 +59,7 @@ def test_every_score_on_a_shipped_card_is_what_the_command_beside_it_prints(name
     from tests.conftest import zoo_here
 
     card = (PACKAGE_DIR / name / "README.md").read_text()
-    measured = card[card.index("## Scores") if "## Scores" in card else card.index("## Fine-tuned from") :]
+    measured = measured_section(card)
     values = [
         v for row in re.findall(r"^\| [^|]+ \|((?: [\d.]+ \|)+)$", measured, re.MULTILINE) for v in row.split("|")
     ]
@@ -81,7 +86,7 @@ def test_a_cards_score_is_what_the_command_written_on_it_prints(small_corpus, tm
     last = only(tmp_path.glob("**/last.ckpt"))
     assert zoo_here("export", "--checkpoint", str(last), "--out", "bundle", "--dtype", "float16") == (0, "")
     card = (tmp_path / "bundle" / "README.md").read_text()
-    (value,) = MEASURED_VALUE.findall(card[card.index("## Scores") :])
+    (value,) = MEASURED_VALUE.findall(measured_section(card))
     command = re.search(r"Reproduce: `zoo (validate --pretrained bundle .*)`", card)[1]
     capsys.readouterr()
     assert zoo_here(*shlex.split(command)) == (0, "")

@@ -198,7 +198,10 @@ def test_a_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path, char_rnn
 def test_bad_bundles_and_names_get_clear_errors(tmp_path, char_rnn):
     """Bundles edited by hand (their SHA256SUMS written again, so the checks below them are reached)."""
     folder = export_bundle(save_checkpoint(char_rnn, tmp_path / "m.ckpt"), tmp_path / "bundle")
-    with pytest.raises(CheckpointError, match="Known names: char-rnn-shakespeare, seq2seq-bahdanau-multi30k-en-fr, .*transformer-multi30k-en-fr"):
+    with pytest.raises(
+        CheckpointError,
+        match="Known names: char-rnn-shakespeare, seq2seq-bahdanau-multi30k-en-fr, .*transformer-multi30k-en-fr",
+    ):
         load_pretrained("no-such-model")
     config = json.loads((folder / "config.json").read_text())
 
