@@ -46,6 +46,7 @@ def test_every_shipped_card_states_its_limits_and_the_score_the_zoo_lists_with_i
     metadata = split_card(card)[0]
     assert {"library_name", "license", "language", "metrics", "pipeline_tag"} <= set(metadata)  # (datasets: Hub ids)
     assert "## Training data and limits" in card and "**Limits.**" in card
+    assert f'zoo.load_pretrained("{name}")' in card  # how to load it, by the name it ships under
     measured = measured_section(card)
     listed = entry["metric"].split()[0]  # "47.52 test BLEU (beam 5)": the number `zoo list` shows
     assert listed in MEASURED_VALUE.findall(measured), f"zoo list says {listed}, the card's scores differ"

@@ -47,6 +47,17 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
             generate(prompt, length, **options)
     assert generate("ROMEO:", 10) == generate("ROMEO:", 10) and len(generate("ROMEO:", 10)) == 16  # seeded
 
+    for served, text, n, steps, message in (
+        (model, " \n", 3, 10, "nothing to search from"),
+        (model, "a" * 41, 3, 10, "at most 40"),
+        (model, "A dog.", 6, 10, r"Beam size must lie in 1\.\.5"),
+        (char_rnn, "ROMEO:", 3, 41, r"Steps must lie in 1\.\.40"),
+        (char_rnn, "ROMEO: €", 3, 10, "characters not in the model's vocabulary"),
+    ):
+        with pytest.raises(handlers.RequestError, match=message):
+            handlers.beam_tree_image(served, text, n, steps, limits)
+    assert handlers.beam_tree_image(char_rnn, "ROMEO:", 2, 5, limits).size[0] > 100
+
 
 @pytest.mark.parametrize("name", sorted(n for n, entry in registry().items() if entry["class_path"] == "zoo.Seq2Seq"))
 def test_a_shipped_seq2seq_translation_shows_its_attention_heatmap_as_the_transformers_does(name):
@@ -111,12 +122,13 @@ def wait_for(browser, find, timeout: float = 60):
     return WebDriverWait(browser, timeout).until(lambda _: find())
 
 
-def open_tab(browser, name: str) -> None:
+def open_tab(browser, name: str, shows: str = "generate-1") -> None:
+    """Click the visible tab called ``name``; wait until the element ``shows`` is on screen."""
     from selenium.webdriver.common.by import By
 
     tabs = f"//button[@role='tab' and normalize-space()='{name}']"
     wait_for(browser, lambda: [b for b in browser.find_elements(By.XPATH, tabs) if b.is_displayed()])[0].click()
-    wait_for(browser, lambda: browser.find_element(By.ID, "generate-1").is_displayed())
+    wait_for(browser, lambda: browser.find_element(By.ID, shows).is_displayed())
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -165,4 +177,17 @@ def test_bad_input_shows_a_message_on_the_page_not_a_traceback(browser, page_url
     prompt.send_keys("ROMEO: €")
     browser.find_element(By.ID, "generate-1").click()
     wait_for(browser, lambda: "characters not in the model" in browser.find_element(By.TAG_NAME, "body").text)
+    assert "Traceback" not in browser.page_source
+
+
+def test_the_beam_search_view_draws_the_tree_of_what_the_user_types(browser, page_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_url)
+    for index, model in enumerate((TRANSLATOR, CHAR_RNN)):
+        open_tab(browser, model, shows="translate-0" if index == 0 else "generate-1")
+        open_tab(browser, "Beam search", shows=f"tree-{index}")
+        browser.find_element(By.ID, f"tree-{index}").click()
+        tree = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, f"#tree-image-{index} img"))
+        assert tree[0].get_attribute("src")
     assert "Traceback" not in browser.page_source

@@ -38,6 +38,7 @@ COMMANDS = {  # subcommands outside LightningCLI: module, function
     "translate": ("zoo.cli.translate", "translate_main"),
     "export": ("zoo.cli.export", "export_main"),
     "serve": ("zoo.cli.serve", "serve_main"),
+    "api": ("zoo.cli.api", "api_main"),
     "list": ("zoo.cli.list_command", "list_main"),
 }
 # Lightning's `predict` is left out: `zoo translate` and `zoo generate` are how a trained model is used.
@@ -70,6 +71,9 @@ using a trained model (a .ckpt from zoo fit, a bundle folder, or a pretrained na
                zoo export --pretrained transformer-multi30k-en-fr --format transformers --out hf-en-fr
   serve      a demo page in the browser (http://127.0.0.1:7860): translate, generate, model cards
                zoo serve --pretrained transformer-multi30k-en-fr --pretrained char-rnn-shakespeare
+  api        an HTTP API that batches concurrent requests (http://127.0.0.1:8000): translate, generate,
+             OpenAI's /v1/completions
+               zoo api --pretrained transformer-multi30k-en-fr --pretrained char-rnn-shakespeare
   list       the pretrained models: name, family, data, metric, size
                zoo list
 

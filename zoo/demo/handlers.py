@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from callbacks.translation_samples import attention_figure
+from zoo.demo.beam_tree_figure import beam_tree_figure
+from zoo.generation.beam_tree import beam_tree_of_text
 from zoo.generation.options import DecodingOptions
 
 
@@ -27,6 +29,8 @@ class Limits:
     prompt_chars: int = 500
     generated_chars: int = 2000
     beam_size: int = 10
+    tree_beam_size: int = 5  # the beam-search view draws every extension: wider trees are unreadable
+    tree_steps: int = 40
 
 
 @dataclass
@@ -67,10 +71,37 @@ def attention_image(detail: dict | None, title: str = "") -> Image.Image | None:
     """The cross-attention heatmap of one hypothesis (target pieces x source pieces), as a picture."""
     if detail is None or detail.get("attention") is None:
         return None
-    figure = attention_figure(detail["src"], detail["tgt"], detail["attention"], title)
+    return picture(attention_figure(detail["src"], detail["tgt"], detail["attention"], title))
+
+
+def picture(figure) -> Image.Image:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def beam_tree_image(model, text: str, beam_size: int, steps: int, limits: Limits) -> Image.Image:
+    """The tree of the beam search of ``text`` (a sentence to translate, or a prompt to continue), drawn up to
+    step ``steps`` (a character model searches that many characters)."""
+    text = str(text or "")
+    translator = hasattr(model, "source_batch")
+    if translator:
+        text = " ".join(text.split())
+    if not text:
+        raise RequestError("There is nothing to search from: type a sentence (or, for a character model, a prompt).")
+    most = limits.source_chars if translator else limits.prompt_chars
+    if len(text) > most:
+        raise RequestError(f"The text has {len(text)} characters; this view takes at most {most}.")
+    beam_size, steps = int(beam_size), int(steps)
+    if not 1 <= beam_size <= limits.tree_beam_size:
+        raise RequestError(f"Beam size must lie in 1..{limits.tree_beam_size} for the tree, got {beam_size}.")
+    if not 1 <= steps <= limits.tree_steps:
+        raise RequestError(f"Steps must lie in 1..{limits.tree_steps}, got {steps}.")
+    try:
+        tree, token_text = beam_tree_of_text(model, text, beam_size, **({} if translator else {"max_len": steps}))
+    except ValueError as error:  # a character the model has never seen, or nothing the tokenizer keeps
+        raise RequestError(str(error)) from error
+    return picture(beam_tree_figure(tree, token_text, up_to_step=steps, title=f"beam search, n = {beam_size}"))
 
 
 def generate(

@@ -1,4 +1,5 @@
-"""The demo page (Gradio): one tab per model, translation or text generation, with the model's card beside it.
+"""The demo page (Gradio): one tab per model, translation or text generation, with the model's card beside it,
+and a "Beam search" view that draws the tree of the search for what the user types.
 
 Requests run one at a time (a 2-core CPU gains nothing from more) with a short queue; inputs are limited
 (zoo/demo/handlers.py) so that none takes more than seconds; a refused input shows its message on the page,
@@ -106,15 +107,44 @@ def generation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
     button.click(safely(run), [prompt, length, strategy, temperature, top_k, top_p, seed], text)
 
 
+def beam_search_tab(served: Served, index: int, limits: handlers.Limits) -> None:
+    """The tree of the search for what the user types (docs/lecture.md, section 7)."""
+    translator = hasattr(served.model, "translate_n_best")
+    text = gr.Textbox(
+        label="Sentence to translate" if translator else "Prompt to continue",
+        value="Two dogs play in the snow." if translator else "ROMEO:",
+        lines=2,
+        max_length=limits.source_chars if translator else limits.prompt_chars,
+        elem_id=f"tree-text-{index}",
+    )
+    with gr.Row():
+        beam_size = gr.Slider(1, limits.tree_beam_size, value=3, step=1, label="Beam size (n)")
+        steps = gr.Slider(
+            1,
+            limits.tree_steps,
+            value=limits.tree_steps if translator else 12,
+            step=1,
+            label="Draw up to step" if translator else "Characters to search (steps)",
+        )
+    button = gr.Button("Draw the search", variant="primary", elem_id=f"tree-{index}")
+    tree = gr.Image(label="Beam search tree", elem_id=f"tree-image-{index}")
+
+    def run(value, n, up_to):
+        return handlers.beam_tree_image(served.model, value, n, up_to, limits)
+
+    button.click(safely(run), [text, beam_size, steps], tree)
+
+
 def build_page(models: list[Served], limits: handlers.Limits | None = None) -> gr.Blocks:
     limits = limits or handlers.Limits()
     with gr.Blocks(title="seq-zoo demo", analytics_enabled=False) as page:
         gr.Markdown("# seq-zoo\nTranslate or generate text with the zoo's models, on this machine.")
         with gr.Tabs():
             for index, served in enumerate(models):
-                with gr.Tab(served.name, id=index):
-                    if hasattr(served.model, "translate_n_best"):
-                        translation_tab(served, index, limits)
-                    else:
-                        generation_tab(served, index, limits)
+                with gr.Tab(served.name, id=index), gr.Tabs():
+                    translator = hasattr(served.model, "translate_n_best")
+                    with gr.Tab("Translate" if translator else "Generate"):
+                        (translation_tab if translator else generation_tab)(served, index, limits)
+                    with gr.Tab("Beam search"):
+                        beam_search_tab(served, index, limits)
     return page.queue(default_concurrency_limit=1, max_size=QUEUE)

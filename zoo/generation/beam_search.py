@@ -69,7 +69,11 @@ class Candidates:
     tokens: torch.Tensor  # (R, 2K) the token it adds
 
 
-def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions) -> list[list[Hypothesis]]:
+def beam_search(
+    model, start: Start, limits: torch.Tensor, opts: DecodingOptions, observer=None
+) -> list[list[Hypothesis]]:
+    """``observer``, when given, is called after every step with (beams, candidates, is_eos, pick, keep), as
+    ``rank`` leaves them: what zoo/generation/beam_tree.py draws the search from."""
     B = start.log_probs.shape[0]
     beams = expand_to_beams(model, start, opts.beam_size)
     finished = [Finished(opts.n_best, opts.length_penalty) for _ in range(B)]
@@ -78,6 +82,8 @@ def beam_search(model, start: Start, limits: torch.Tensor, opts: DecodingOptions
         candidates = extend(beams, t, opts, model.eos_id)
         is_eos = finish(beams, candidates, finished, model.eos_id)
         pick, keep = rank(beams, candidates, is_eos, finished, host_limits, t)
+        if observer is not None:
+            observer(beams, candidates, is_eos, pick, keep)
         if not keep:
             break
         beams = reorder(model, beams, candidates, pick, torch.tensor(keep, device=pick.device), opts)

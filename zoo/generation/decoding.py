@@ -76,12 +76,14 @@ class DecodingMixin(ABC):
         src: torch.Tensor | None = None,
         src_pad_mask: torch.Tensor | None = None,
         prompt: torch.Tensor | None = None,
+        beam_observer=None,
         **options,
     ) -> list[list[Hypothesis]]:
         """Decode a batch: ``src`` (B, S) for encoder-decoders, ``prompt`` (B, P >= 1) for language
         models (for encoder-decoders it defaults to <bos>). Returns, per input, its hypotheses
         best first (``n_best`` of them). ``options``: the fields of ``DecodingOptions``, over the
-        model's ``decoding_defaults()``.
+        model's ``decoding_defaults()``. ``beam_observer``: watches every step of a beam search (see
+        ``beam_search``; zoo/generation/beam_tree.py records the tree of hypotheses with it).
         """
         opts = DecodingOptions(**{**self.decoding_defaults(), **options})
         opts.check()
@@ -93,7 +95,7 @@ class DecodingMixin(ABC):
             state = self.init_state(self.encode(src, src_pad_mask), src_pad_mask, prompt.shape[0])
             start = Start(*self.next_log_probs(prompt, state, opts.return_attention))  # the prompt in one pass
             if opts.strategy == "beam":
-                return beam_search(self, start, limits, opts)
+                return beam_search(self, start, limits, opts, beam_observer)
             return decode_sequentially(self, start, limits, opts)
         finally:
             self.train(was_training)

@@ -7,6 +7,10 @@ without knowing their layout.
 ``Static`` marks a per-source constant, such as encoder outputs: identical across the
 beams of one source, so reordering beams leaves it alone and it is gathered only when
 the number of rows changes (expanding sources to beams once, or dropping finished ones).
+
+``join_rows`` is the other way: the rows of two states in one, for requests that join a batch
+while it decodes (zoo/serving). Tensors are concatenated; a part whose rows may differ in
+length (a KV cache of fewer positions, a shorter source) has its own ``join_rows`` that pads.
 """
 
 from __future__ import annotations
@@ -65,3 +69,34 @@ def static_needs_gather(node: Static, index: torch.Tensor) -> bool:
     sources to beams, dropping finished inputs). Reordering each source's beams keeps the count: no gather."""
     rows = tensors_of(node.value)
     return not rows or rows[0].shape[0] != len(index)
+
+
+def join_rows(first: Any, second: Any) -> Any:
+    """The state whose rows are ``first``'s, then ``second``'s: two nests of the same structure."""
+    if hasattr(first, "join_rows"):
+        return first.join_rows(second)
+    if isinstance(first, torch.Tensor):
+        return torch.cat([first, second])
+    if isinstance(first, Static):
+        return Static(join_rows(first.value, second.value))
+    if dataclasses.is_dataclass(first):
+        fields = {f.name: join_rows(getattr(first, f.name), getattr(second, f.name)) for f in dataclasses.fields(first)}
+        return type(first)(**fields)
+    if isinstance(first, (list, tuple)):
+        joined = [join_rows(a, b) for a, b in zip(first, second, strict=True)]
+        return type(first)(*joined) if hasattr(first, "_fields") else type(first)(joined)  # namedtuples too
+    if isinstance(first, dict):
+        return {key: join_rows(first[key], second[key]) for key in first}
+    if first is None and second is None:
+        return None
+    raise TypeError(f"cannot join decoding states holding {type(first).__name__}")
+
+
+def pad_positions(tensor: torch.Tensor, length: int, dim: int, value: float | bool = 0) -> torch.Tensor:
+    """``tensor`` padded at the end of ``dim`` to ``length`` (source positions: padding comes last)."""
+    missing = length - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor, tensor.new_full(shape, value)], dim)

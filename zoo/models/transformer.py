@@ -126,7 +126,7 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
         nn.init.zeros_(embedding.weight[pad])
         return embedding
 
-    def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, offset: int = 0) -> torch.Tensor:
+    def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, offset: int | torch.Tensor = 0) -> torch.Tensor:
         return self.dropout(self.positions(embedding(tokens) * math.sqrt(self.hparams.d_model), offset))
 
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> torch.Tensor:
@@ -144,7 +144,7 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
     ) -> tuple[torch.Tensor, TransformerState, torch.Tensor | None]:
         """The next T target tokens (B, T) -> the final hidden states (B, T, D), the state with their keys and
         values cached and, with ``cross_weights``, the last layer's cross-attention of these positions (B, T, S)."""
-        x = self.embed(tokens, self.tgt_embedding, offset=state.caches[0].length)
+        x = self.embed(tokens, self.tgt_embedding, offset=state.caches[0].positions())
         hidden, caches, weights = self.decoder(x, state.caches, state.source.value, cross_weights)
         return hidden, TransformerState(caches, state.source), weights
 

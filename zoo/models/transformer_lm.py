@@ -87,7 +87,7 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
     def logits(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """tokens (B, T) after the cached ones -> logits (B, T, V) and the extended caches."""
         x = self.embedding(tokens) * math.sqrt(self.hparams.d_model)
-        x = self.dropout(self.positions(x, offset=state[0].length))
+        x = self.dropout(self.positions(x, offset=state[0].positions()))
         hidden, caches, _ = self.decoder(x, state)  # (B, T, D)
         return self.output(hidden), caches
 

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from zoo.generation.nested import Static
+from zoo.generation.nested import Static, pad_positions
 from zoo.modules.attention import Attention, AttentionKind
 from zoo.modules.recurrent import run_rnn
 from zoo.modules.rnn_state import RNNState
@@ -34,6 +34,14 @@ class EncoderMemory:
     values: torch.Tensor  # encoder outputs (B, S, H)
     keys: torch.Tensor  # the values projected for the attention's scores (B, S, A), once rather than every step
     pad_mask: torch.Tensor  # (B, S)
+
+    def join_rows(self, other: EncoderMemory) -> EncoderMemory:
+        """The rows of both, the shorter sources padded (masked) to the longer ones' length."""
+        S = max(self.pad_mask.shape[1], other.pad_mask.shape[1])
+        joined = lambda name, value=0: torch.cat(  # noqa: E731
+            [pad_positions(getattr(m, name), S, 1, value) for m in (self, other)]
+        )
+        return EncoderMemory(joined("values"), joined("keys"), joined("pad_mask", True))
 
 
 @dataclass

@@ -55,11 +55,19 @@ class MultiHeadAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
         return self.out(out.transpose(1, 2).reshape(B, T, D))
 
-    def weights(self, x: torch.Tensor, keys: torch.Tensor, key_pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The attention probabilities of x (B, T, D) over keys (B, H, S, D/H), averaged over heads: (B, T, S).
-        Computed apart from ``forward``, whose fused kernel does not return them; for pictures, not training."""
+    def weights(
+        self, x: torch.Tensor, keys: torch.Tensor, key_pad_mask: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
+        """The attention probabilities of x (B, T, D) over keys (B, H, S, D/H), averaged over heads: (B, T, S),
+        masked as ``forward`` masks them. Computed apart from ``forward``, whose fused kernel does not return
+        them; for pictures, not training."""
         q = self.split_heads(self.query(x))  # (B, H, T, D/H)
         scores = q @ keys.transpose(-2, -1) / keys.shape[-1] ** 0.5  # (B, H, T, S)
         if key_pad_mask is not None:
             scores = scores.masked_fill(key_pad_mask[:, None, None, :], float("-inf"))
+        if causal:  # query t sits at position S - T + t, as in forward
+            T, S = x.shape[1], keys.shape[2]
+            scores = scores.masked_fill(
+                torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1), float("-inf")
+            )
         return scores.softmax(dim=-1).mean(dim=1)

@@ -41,10 +41,14 @@ class PositionalEncoding(nn.Module):
         else:
             self.register_buffer("table", sinusoidal_table(max_len, d_model, kind == "sin_only"), persistent=False)
 
-    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        if offset + x.shape[1] > self.max_len:
+    def forward(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        """``offset``: the first position, the same for every row, or one per row (B,) (rows joined mid-decode)."""
+        last = offset + x.shape[1] if isinstance(offset, int) else int(offset.max()) + x.shape[1]
+        if last > self.max_len:
             raise ValueError(
-                f"a sequence reaching position {offset + x.shape[1]} is longer than this model's "
+                f"a sequence reaching position {last} is longer than this model's "
                 f"{self.max_len} positions. Fix: shorten it, or train with a larger max_positions."
             )
-        return x + self.table[offset : offset + x.shape[1]]
+        if isinstance(offset, int):
+            return x + self.table[offset : offset + x.shape[1]]
+        return x + self.table[offset[:, None] + torch.arange(x.shape[1], device=offset.device)]  # (B, T, D)

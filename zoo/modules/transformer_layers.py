@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from zoo.generation.nested import pad_positions
 from zoo.modules.kv_cache import KVCache
 from zoo.modules.multi_head_attention import MultiHeadAttention
 
@@ -32,6 +33,12 @@ class CrossMemory:
 
     keys_values: tuple[torch.Tensor, torch.Tensor]  # (B, heads, S, head_dim) each
     pad_mask: torch.Tensor  # (B, S)
+
+    def join_rows(self, other: CrossMemory) -> CrossMemory:
+        """The rows of both, the shorter sources padded (masked) to the longer ones' length."""
+        S = max(self.pad_mask.shape[1], other.pad_mask.shape[1])
+        k, v = (torch.cat([pad_positions(m.keys_values[i], S, 2) for m in (self, other)]) for i in (0, 1))
+        return CrossMemory((k, v), torch.cat([pad_positions(m.pad_mask, S, 1, True) for m in (self, other)]))
 
 
 class EncoderBlock(nn.Module):
@@ -77,7 +84,7 @@ class DecoderBlock(nn.Module):
         """h (B, T, D), the next T positions -> their attention over the cached positions and themselves, and the
         cache extended by them."""
         cache = cache.extend(*self.self_attention.keys_values(h))
-        return self.self_attention(h, cache.k, cache.v, causal=True), cache
+        return self.self_attention(h, cache.k, cache.v, key_pad_mask=cache.pad, causal=True), cache
 
     def cross_attend(self, h: torch.Tensor, memory: CrossMemory, with_weights: bool):
         """h (B, T, D) -> attention over the source (B, T, D) and, if asked, its head-averaged weights (B, T, S)."""

@@ -1,0 +1,133 @@
+"""How `zoo api` holds under load: sentences/s and latency at 1 to 128 concurrent clients, with and without
+cross-request batching, against offline `translate` of the same sentences (the ceiling).
+
+Clients are asyncio tasks on this machine, each sending the real test_2016_flickr sentences one request at a
+time (one sentence per request) to the shipped translator, greedy and beam 5. Each server runs in its own
+process (`zoo api`, then `zoo api --no-batching`); the offline ceiling is `model.translate` in batches of 64
+sentences in this process, measured between the two.
+
+    python benchmarks/serve_load.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from datamodules.parallel_corpus import load_parallel
+from zoo import load_pretrained
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "transformer-multi30k-en-fr"
+
+
+def start_server(batching: bool) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "zoo", "api", "--pretrained", MODEL, "--port", str(port)]
+    server = subprocess.Popen(command + ([] if batching else ["--no-batching"]), cwd=REPO, stdout=subprocess.PIPE)
+    server.stdout.readline()  # "zoo api: 1 model(s) on ..."
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            return server, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("zoo api did not come up")
+
+
+async def load(url: str, sentences: list[str], clients: int, options: dict) -> dict:
+    """``clients`` tasks share the sentences, each sending one at a time: throughput and latency percentiles."""
+    queue = list(enumerate(sentences))
+    latencies, answers = [], {}
+
+    async def client(http: httpx.AsyncClient):
+        while queue:
+            i, sentence = queue.pop()
+            start = time.perf_counter()
+            reply = await http.post(f"{url}/translate", json={"model": MODEL, "text": sentence, **options})
+            latencies.append(time.perf_counter() - start)
+            answers[i] = reply.json()["translations"][0]["text"] if reply.status_code == 200 else None
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        seconds = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "sentences_per_s": len(sentences) / seconds,
+        "p50": statistics.median(latencies),
+        "p95": q[94],
+        "p99": q[98],
+        "answers": [answers[i] for i in range(len(sentences))],
+    }
+
+
+def offline(sentences: list[str], options: dict) -> tuple[float, list[str]]:
+    model = load_pretrained(MODEL)
+    start = time.perf_counter()
+    out = []
+    for i in range(0, len(sentences), 64):
+        out += [n[0][0] for n in model.translate_n_best(sentences[i : i + 64], **options)]
+    return len(sentences) / (time.perf_counter() - start), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="128 sentences, concurrency 1, 8 and 32, greedy only")
+    args = parser.parse_args()
+    test = load_parallel("multi30k", "en-fr", "test").src
+    sentences = test[:128] if args.quick else test[:512]
+    concurrency = (1, 8, 32) if args.quick else (1, 8, 32, 128)
+    strategies = {"greedy": {}} if args.quick else {"greedy": {}, "beam 5": {"strategy": "beam", "beam_size": 5}}
+    rows, summary = [], {}
+    for strategy, options in strategies.items():
+        ceiling, expected = offline(sentences, options)
+        results = {}
+        for batching in (True, False):
+            server, url = start_server(batching)
+            try:
+                for clients in concurrency:
+                    result = asyncio.run(load(url, sentences, clients, options))
+                    result["equal"] = sum(a == b for a, b in zip(result.pop("answers"), expected))
+                    results[batching, clients] = result
+            finally:
+                server.terminate()
+                server.wait()
+        print(f"\n{strategy}: {len(sentences)} sentences, offline translate {ceiling:.1f} sentences/s")
+        print(
+            f"{'server':<14}{'clients':>8}{'sent/s':>9}{'of offline':>11}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}"
+            f"{'= offline':>10}"
+        )
+        for (batching, clients), r in results.items():
+            name = "batching" if batching else "one at a time"
+            print(
+                f"{name:<14}{clients:>8}{r['sentences_per_s']:>9.1f}{r['sentences_per_s'] / ceiling:>10.0%}"
+                f"{r['p50']:>8.3f}{r['p95']:>8.3f}{r['p99']:>8.3f}{r['equal']:>7}/{len(sentences)}"
+            )
+        at32, alone = results[True, 32], results[True, 1]
+        summary[strategy] = {
+            "offline_per_s": round(ceiling, 1),
+            "batching_32_per_s": round(at32["sentences_per_s"], 1),
+            "share_of_offline_32": round(at32["sentences_per_s"] / ceiling, 3),
+            "vs_no_batching_32": round(at32["sentences_per_s"] / results[False, 32]["sentences_per_s"], 2),
+            "p95_32_over_p50_1": round(at32["p95"] / alone["p50"], 2),
+        }
+        rows.append(summary[strategy])
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

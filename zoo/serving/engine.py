@@ -1,0 +1,206 @@
+"""DecodeEngine: one decoding loop for many requests, which join the running batch at the next step.
+
+A server thread submits ``Job``s; the engine's own thread runs the loop. At every step it admits the jobs
+that arrived (up to ``max_rows`` rows): their sources are encoded (or their prompts read) and their states
+joined to the running batch (``nested.join_rows``: a Transformer's caches are padded on the left, a source on
+the right, both masked), then one ``next_log_probs`` call decodes every row, each row chooses its token by its
+own job's options (greedy, or sampling with the job's own seeded generator, so a row's draws never depend on
+the others), and finished rows leave at once (``reorder_state``). A job's tokens are therefore those of
+``generate`` run on it alone, up to floating-point rounding of the batched matrix products.
+
+Beam search keeps n rows per job that reorder among themselves, which this loop does not do: beam jobs run
+as ``generate`` batches of the beam jobs waiting with the same options, between two steps of the loop.
+``batching=False`` serves one job at a time, the baseline benchmarks/serve_load.py compares against.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from lightning_utilities.core.apply_func import apply_to_collection
+
+from zoo.generation.nested import join_rows
+from zoo.generation.options import DecodingOptions, length_limits, length_penalty
+from zoo.generation.sequential_decoding import choose
+from zoo.modules.kv_cache import KVCache
+
+
+class EngineFull(RuntimeError):
+    """The queue of waiting jobs is full: the server answers 503."""
+
+
+@dataclass
+class Job:
+    """One request's decoding: its input, its options, and what it produced so far."""
+
+    prompt: list[int]  # token ids to continue (a translator's: [<bos>])
+    options: dict  # the decoding options the request sets (DecodingOptions' fields), over the model's defaults
+    src: list[int] | None = None  # a translator's source ids, <eos> included
+    # streaming: called on the engine's thread with each new token and whether it is the last; (None, True) when
+    # the job fails or is dropped
+    on_token: Callable[[int | None, bool], None] | None = None
+    tokens: list[int] = field(default_factory=list)
+    log_prob: float = 0.0
+    hypotheses: list | None = None  # beam jobs: generate's n-best
+    error: Exception | None = None
+    cancelled: bool = False  # set by the server when the client went away: the job's rows leave at the next step
+    finished: threading.Event = field(default_factory=threading.Event)
+    decoding: DecodingOptions | None = None  # all of them, checked (set by submit)
+    limit: int = 0  # new tokens at most (set by submit)
+    generator: torch.Generator | None = None
+
+    @property
+    def score(self) -> float:
+        return self.log_prob / length_penalty(len(self.tokens), self.decoding.length_penalty)
+
+
+class DecodeEngine:
+    def __init__(self, model, max_rows: int = 64, max_waiting: int = 256, batching: bool = True):
+        self.model, self.max_rows, self.batching = model.eval(), max_rows, batching
+        self.waiting: queue.Queue[Job] = queue.Queue(max_waiting)
+        self.translator = hasattr(model, "source_batch")
+        self.most_rows = 0  # the largest batch decoded so far (benchmarks and tests read it)
+        self._thread = threading.Thread(target=self._loop, name="zoo-decode", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> Job:
+        """Queue ``job`` (its options checked here, so a bad one fails in the caller's thread); ``job.finished``
+        is set when it is done. Raises EngineFull when ``max_waiting`` jobs already wait."""
+        job.decoding = DecodingOptions(**{**self.model.decoding_defaults(), **job.options})
+        job.decoding.check()
+        job.limit = self._limit(job)
+        try:
+            self.waiting.put_nowait(job)
+        except queue.Full:
+            raise EngineFull(f"{self.waiting.maxsize} requests are waiting") from None
+        return job
+
+    def _limit(self, job: Job) -> int:
+        sources = None if job.src is None else torch.tensor([len(job.src)])
+        return int(length_limits(job.decoding, 1, len(job.prompt), self.model.context_size, sources)[0])
+
+    # --- the loop, on the engine's thread -------------------------------------------------------
+
+    def _loop(self) -> None:
+        rows = Rows()
+        while True:
+            for job in self._admit(len(rows.jobs), block=not rows.jobs):
+                try:
+                    if job.decoding.strategy == "beam":
+                        self._beam([job])
+                    else:
+                        rows.join(job, *self._start(job))
+                except Exception as error:  # a bad input (too long for the model, say): this job fails alone
+                    fail(job, error)
+            if rows.jobs:
+                try:
+                    self._step(rows)
+                except Exception as error:  # a bug: fail the running jobs, keep serving the next ones
+                    for job in rows.jobs:
+                        fail(job, error)
+                    rows = Rows()
+
+    def _admit(self, running: int, block: bool) -> list[Job]:
+        room = (self.max_rows - running) if self.batching else (0 if running else 1)
+        jobs = []
+        try:
+            if block and room:
+                jobs.append(self.waiting.get())
+            while len(jobs) < room:
+                jobs.append(self.waiting.get_nowait())
+        except queue.Empty:
+            pass
+        for job in jobs:
+            if job.cancelled:  # gone before it started
+                fail(job, None)
+        return [job for job in jobs if not job.cancelled]
+
+    @torch.no_grad()
+    def _start(self, job: Job):
+        """The job alone up to its first new token: (1, V) log-probabilities and its state."""
+        model, src, mask = self.model, None, None
+        if job.src is not None:
+            src = torch.tensor([job.src])
+            mask = torch.zeros_like(src, dtype=torch.bool)
+        state = model.init_state(model.encode(src, mask), mask, 1)
+        log_probs, state, _ = model.next_log_probs(torch.tensor([job.prompt]), state)
+        if job.decoding.strategy == "sample":
+            seed = job.decoding.seed if job.decoding.seed is not None else int(torch.randint(2**62, ()))
+            job.generator = torch.Generator().manual_seed(seed)
+        return log_probs, state
+
+    @torch.no_grad()
+    def _beam(self, jobs: list[Job]) -> None:
+        options = {k: v for k, v in vars(jobs[0].decoding).items() if k != "progress"}
+        if self.translator:
+            batch = self.model._collate_sources([(job.src[:-1], []) for job in jobs])
+            results = self.model.generate(batch["src"], batch["src_pad_mask"], **options)
+        else:
+            results = self.model.generate(prompt=torch.tensor([jobs[0].prompt]), **options)
+        for job, hypotheses in zip(jobs, results):
+            job.hypotheses = hypotheses
+            job.tokens, job.log_prob = hypotheses[0].tokens.tolist(), hypotheses[0].log_prob
+            job.finished.set()
+
+    @torch.no_grad()
+    def _step(self, rows: Rows) -> None:
+        """Every row chooses its token; finished rows leave; the rest decode one step."""
+        model, eos = self.model, self.model.eos_id
+        self.most_rows = max(self.most_rows, len(rows.jobs))
+        tokens, ended = [], []
+        for i, job in enumerate(rows.jobs):
+            log_probs = rows.log_probs[i : i + 1]
+            if eos is not None and len(job.tokens) < job.decoding.min_len:
+                log_probs = log_probs.clone()
+                log_probs[:, eos] = float("-inf")
+            token = int(choose(log_probs, job.decoding, job.generator))
+            job.tokens.append(token)
+            job.log_prob += float(rows.log_probs[i, token])
+            tokens.append(token)
+            ended.append(job.cancelled or token == eos or len(job.tokens) >= job.limit)
+            if job.on_token is not None:
+                job.on_token(None if job.cancelled else token, ended[-1])
+        keep = [i for i, done in enumerate(ended) if not done]
+        for job, done in zip(rows.jobs, ended):
+            if done:
+                job.finished.set()
+        if not keep:
+            rows.clear()
+            return
+        token_tensor = torch.tensor(tokens)
+        if len(keep) < len(tokens):
+            index = torch.tensor(keep)
+            rows.state = apply_to_collection(model.reorder_state(rows.state, index), KVCache, KVCache.trimmed)
+            rows.jobs, token_tensor = [rows.jobs[i] for i in keep], token_tensor[index]
+        rows.log_probs, rows.state, _ = model.next_log_probs(token_tensor[:, None], rows.state)
+
+
+def fail(job: Job, error: Exception | None) -> None:
+    """End ``job`` without an answer: an error of its own, or (None) dropped because its client went away."""
+    job.error = error
+    if job.on_token is not None:
+        job.on_token(None, True)
+    job.finished.set()
+
+
+class Rows:
+    """The batch being decoded: one row per job, its next log-probabilities and the model's state."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self.jobs: list[Job] = []
+        self.log_probs: torch.Tensor | None = None
+        self.state = None
+
+    def join(self, job: Job, log_probs: torch.Tensor, state) -> None:
+        if not self.jobs:
+            self.log_probs, self.state = log_probs, state
+        else:
+            self.log_probs, self.state = torch.cat([self.log_probs, log_probs]), join_rows(self.state, state)
+        self.jobs.append(job)
