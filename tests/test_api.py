@@ -166,3 +166,29 @@ def test_a_client_that_disconnects_mid_stream_frees_its_rows(api_url):
                 break  # and the connection closes
     # the engine goes on serving (the dropped job left its batch; a later request is answered at once)
     assert post(api_url, "/generate", {"model": CHAR_RNN, "prompt": "A", "length": 5}).status_code == 200
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_a_request_over_time_504():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from zoo.serving.app import build_app
+    from zoo.serving.schemas import ApiLimits
+
+    model = zoo.load_pretrained(CHAR_RNN)
+    app = build_app({CHAR_RNN: (model, "card")}, ApiLimits(waiting=1, wait_seconds=0.5), batching=False)
+    body = {"model": CHAR_RNN, "prompt": "A", "length": 2000}  # seconds of decoding, one at a time
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/generate", json=body)  # decoding
+        time.sleep(0.1)
+        second = pool.submit(client.post, "/generate", json=body)  # the one place in the queue
+        time.sleep(0.1)
+        third = client.post("/generate", json=body)
+        assert third.status_code == 503 and third.headers["retry-after"] == "1", third.text
+        assert "busy" in third.json()["error"]
+        assert first.result().status_code == 504 and "longer than 0.5 s" in first.result().json()["error"]
+        assert second.result().status_code == 504
+        short = client.post("/generate", json={**body, "length": 5})  # the timed-out jobs left: served at once
+        assert short.status_code == 200 and len(short.json()["text"]) == 5

@@ -229,7 +229,7 @@ def _prompt_ids(model: ServedModel, prompt: str) -> list[int]:
 
 def _submit(model: ServedModel, job: Job) -> Job:
     try:
-        return model.engine.submit(job)
+        return model.engine.submit(_notifying(job))
     except EngineFull as error:
         raise ApiError(503, f"the server is busy ({error}): retry in a second", {"Retry-After": "1"}) from None
     except ValueError as error:  # options that contradict each other, or a length the model cannot hold
@@ -237,15 +237,26 @@ def _submit(model: ServedModel, job: Job) -> Job:
 
 
 async def _wait(jobs: list[Job], limits: ApiLimits) -> None:
-    deadline = time.monotonic() + limits.wait_seconds
-    for job in jobs:
-        finished = await asyncio.to_thread(job.finished.wait, max(0.0, deadline - time.monotonic()))
-        if not finished:
-            for other in jobs:
-                other.cancelled = True
-            raise ApiError(504, f"the request took longer than {limits.wait_seconds:g} s; try a shorter one or later")
-        if job.error is not None:
-            raise ApiError(400, str(job.error))
+    """Until every job is done (each ``_submit``ted with ``_notifying``), or 504 after ``limits.wait_seconds``."""
+    try:
+        await asyncio.wait_for(asyncio.gather(*(job.done_event.wait() for job in jobs)), limits.wait_seconds)
+    except TimeoutError:
+        for job in jobs:
+            job.cancelled = True
+        raise ApiError(
+            504, f"the request took longer than {limits.wait_seconds:g} s; try a shorter one or later"
+        ) from None
+    errors = [job.error for job in jobs if job.error is not None]
+    if errors:
+        raise ApiError(400, str(errors[0]))
+
+
+def _notifying(job: Job) -> Job:
+    """``job`` with an asyncio event the engine's thread sets when it is done (no thread waits per request)."""
+    loop, event = asyncio.get_running_loop(), asyncio.Event()
+    job.done_event = event
+    job.on_finished = lambda: loop.call_soon_threadsafe(event.set)
+    return job
 
 
 def _text(model: ServedModel, tokens: list[int]) -> str:

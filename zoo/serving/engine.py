@@ -49,9 +49,16 @@ class Job:
     error: Exception | None = None
     cancelled: bool = False  # set by the server when the client went away: the job's rows leave at the next step
     finished: threading.Event = field(default_factory=threading.Event)
+    on_finished: Callable[[], None] | None = None  # called on the engine's thread when it is done
+    done_event: object = None  # what an asyncio server awaits instead (zoo/serving/app.py sets both)
     decoding: DecodingOptions | None = None  # all of them, checked (set by submit)
     limit: int = 0  # new tokens at most (set by submit)
     generator: torch.Generator | None = None
+
+    def finish(self) -> None:
+        self.finished.set()
+        if self.on_finished is not None:
+            self.on_finished()
 
     @property
     def score(self) -> float:
@@ -144,7 +151,7 @@ class DecodeEngine:
         for job, hypotheses in zip(jobs, results):
             job.hypotheses = hypotheses
             job.tokens, job.log_prob = hypotheses[0].tokens.tolist(), hypotheses[0].log_prob
-            job.finished.set()
+            job.finish()
 
     @torch.no_grad()
     def _step(self, rows: Rows) -> None:
@@ -167,7 +174,7 @@ class DecodeEngine:
         keep = [i for i, done in enumerate(ended) if not done]
         for job, done in zip(rows.jobs, ended):
             if done:
-                job.finished.set()
+                job.finish()
         if not keep:
             rows.clear()
             return
@@ -184,7 +191,7 @@ def fail(job: Job, error: Exception | None) -> None:
     job.error = error
     if job.on_token is not None:
         job.on_token(None, True)
-    job.finished.set()
+    job.finish()
 
 
 class Rows:
