@@ -6,7 +6,8 @@ joined to the running batch (``nested.join_rows``: a Transformer's caches are pa
 the right, both masked), then one ``next_log_probs`` call decodes every row, each row chooses its token by its
 own job's options (greedy, or sampling with the job's own seeded generator, so a row's draws never depend on
 the others), and finished rows leave at once (``reorder_state``). A job's tokens are therefore those of
-``generate`` run on it alone, up to floating-point rounding of the batched matrix products.
+``generate`` run on it alone, up to floating-point rounding of the batched matrix products (the sources that
+arrive together are encoded as one padded batch, as `zoo translate` encodes them).
 
 Beam search keeps n rows per job that reorder among themselves, which this loop does not do: beam jobs run
 as ``generate`` batches of the beam jobs waiting with the same options, between two steps of the loop.
@@ -95,14 +96,15 @@ class DecodeEngine:
     def _loop(self) -> None:
         rows = Rows()
         while True:
-            for job in self._admit(len(rows.jobs), block=not rows.jobs):
-                try:
-                    if job.decoding.strategy == "beam":
-                        self._beam([job])
-                    else:
-                        rows.join(job, *self._start(job))
-                except Exception as error:  # a bad input (too long for the model, say): this job fails alone
-                    fail(job, error)
+            admitted = self._admit(len(rows.jobs), block=not rows.jobs)
+            starting = [job for job in admitted if job.decoding.strategy != "beam"]
+            # a translator's new sources start as one batch (one encoder call); a language model's prompts,
+            # of other lengths, one by one
+            for group in [starting] if self.translator and starting else [[job] for job in starting]:
+                self._safely(group, lambda: rows.join(group, *self._start(group)))
+            for job in admitted:
+                if job.decoding.strategy == "beam":
+                    self._safely([job], lambda: self._beam([job]))
             if rows.jobs:
                 try:
                     self._step(rows)
@@ -126,18 +128,28 @@ class DecodeEngine:
                 fail(job, None)
         return [job for job in jobs if not job.cancelled]
 
+    @staticmethod
+    def _safely(jobs: list[Job], start) -> None:
+        try:
+            start()
+        except Exception as error:  # a bad input (too long for the model, say): these jobs fail, the rest go on
+            for job in jobs:
+                fail(job, error)
+
     @torch.no_grad()
-    def _start(self, job: Job):
-        """The job alone up to its first new token: (1, V) log-probabilities and its state."""
+    def _start(self, jobs: list[Job]):
+        """The jobs up to their first new token: (n, V) log-probabilities and their state. Several jobs start
+        together only with prompts of one length (a translator's: <bos>); sources are padded and masked."""
         model, src, mask = self.model, None, None
-        if job.src is not None:
-            src = torch.tensor([job.src])
-            mask = torch.zeros_like(src, dtype=torch.bool)
-        state = model.init_state(model.encode(src, mask), mask, 1)
-        log_probs, state, _ = model.next_log_probs(torch.tensor([job.prompt]), state)
-        if job.decoding.strategy == "sample":
-            seed = job.decoding.seed if job.decoding.seed is not None else int(torch.randint(2**62, ()))
-            job.generator = torch.Generator().manual_seed(seed)
+        if self.translator:
+            batch = model._collate_sources([(job.src[:-1], []) for job in jobs])
+            src, mask = batch["src"], batch["src_pad_mask"]
+        state = model.init_state(model.encode(src, mask), mask, len(jobs))
+        log_probs, state, _ = model.next_log_probs(torch.tensor([job.prompt for job in jobs]), state)
+        for job in jobs:
+            if job.decoding.strategy == "sample":
+                seed = job.decoding.seed if job.decoding.seed is not None else int(torch.randint(2**62, ()))
+                job.generator = torch.Generator().manual_seed(seed)
         return log_probs, state
 
     @torch.no_grad()
@@ -158,16 +170,12 @@ class DecodeEngine:
         """Every row chooses its token; finished rows leave; the rest decode one step."""
         model, eos = self.model, self.model.eos_id
         self.most_rows = max(self.most_rows, len(rows.jobs))
-        tokens, ended = [], []
-        for i, job in enumerate(rows.jobs):
-            log_probs = rows.log_probs[i : i + 1]
-            if eos is not None and len(job.tokens) < job.decoding.min_len:
-                log_probs = log_probs.clone()
-                log_probs[:, eos] = float("-inf")
-            token = int(choose(log_probs, job.decoding, job.generator))
+        chosen = self._choose(rows)  # (R,)
+        tokens, picked = chosen.tolist(), rows.log_probs.gather(1, chosen[:, None]).squeeze(1).tolist()
+        ended = []
+        for job, token, log_prob in zip(rows.jobs, tokens, picked):
             job.tokens.append(token)
-            job.log_prob += float(rows.log_probs[i, token])
-            tokens.append(token)
+            job.log_prob += log_prob
             ended.append(job.cancelled or token == eos or len(job.tokens) >= job.limit)
             if job.on_token is not None:
                 job.on_token(None if job.cancelled else token, ended[-1])
@@ -178,12 +186,25 @@ class DecodeEngine:
         if not keep:
             rows.clear()
             return
-        token_tensor = torch.tensor(tokens)
         if len(keep) < len(tokens):
             index = torch.tensor(keep)
             rows.state = apply_to_collection(model.reorder_state(rows.state, index), KVCache, KVCache.trimmed)
-            rows.jobs, token_tensor = [rows.jobs[i] for i in keep], token_tensor[index]
-        rows.log_probs, rows.state, _ = model.next_log_probs(token_tensor[:, None], rows.state)
+            rows.jobs, chosen = [rows.jobs[i] for i in keep], chosen[index]
+        rows.log_probs, rows.state, _ = model.next_log_probs(chosen[:, None], rows.state)
+
+    def _choose(self, rows: Rows) -> torch.Tensor:
+        """(R,) each row's token: the argmax of all greedy rows at once, a draw per sampling row from its own
+        generator (as ``choose`` draws for an input alone), <eos> forbidden before a job's ``min_len``."""
+        log_probs, eos = rows.log_probs, self.model.eos_id
+        early = [i for i, job in enumerate(rows.jobs) if eos is not None and len(job.tokens) < job.decoding.min_len]
+        if early:
+            log_probs = log_probs.clone()
+            log_probs[early, eos] = float("-inf")
+        chosen = log_probs.argmax(-1)
+        for i, job in enumerate(rows.jobs):
+            if job.generator is not None:
+                chosen[i] = choose(log_probs[i : i + 1], job.decoding, job.generator)[0]
+        return chosen
 
 
 def fail(job: Job, error: Exception | None) -> None:
@@ -205,9 +226,9 @@ class Rows:
         self.log_probs: torch.Tensor | None = None
         self.state = None
 
-    def join(self, job: Job, log_probs: torch.Tensor, state) -> None:
+    def join(self, jobs: list[Job], log_probs: torch.Tensor, state) -> None:
         if not self.jobs:
             self.log_probs, self.state = log_probs, state
         else:
             self.log_probs, self.state = torch.cat([self.log_probs, log_probs]), join_rows(self.state, state)
-        self.jobs.append(job)
+        self.jobs.extend(jobs)
