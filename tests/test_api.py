@@ -192,3 +192,10 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_request_over_time_504()
         assert second.result().status_code == 504
         short = client.post("/generate", json={**body, "length": 5})  # the timed-out jobs left: served at once
         assert short.status_code == 200 and len(short.json()["text"]) == 5
+
+
+def test_a_char_models_beam_search_through_the_api_equals_generate(api_url):
+    expected = zoo.load_pretrained(CHAR_RNN).generate_texts("ROMEO:", 20, strategy="beam", beam_size=3)[0][0]
+    body = {"model": CHAR_RNN, "prompt": "ROMEO:", "length": 20, "strategy": "beam", "beam_size": 3}
+    reply = post(api_url, "/generate", body)
+    assert reply.status_code == 200 and reply.json()["text"] == expected, reply.text

@@ -9,8 +9,8 @@ the others), and finished rows leave at once (``reorder_state``). A job's tokens
 ``generate`` run on it alone, up to floating-point rounding of the batched matrix products (the sources that
 arrive together are encoded as one padded batch, as `zoo translate` encodes them).
 
-Beam search keeps n rows per job that reorder among themselves, which this loop does not do: beam jobs run
-as ``generate`` batches of the beam jobs waiting with the same options, between two steps of the loop.
+Beam search keeps n rows per job that reorder among themselves, which this loop does not do: the beam jobs
+admitted together run as ``generate`` batches, one per set of options, between two steps of the loop.
 ``batching=False`` serves one job at a time, the baseline benchmarks/serve_load.py compares against.
 """
 
@@ -102,9 +102,12 @@ class DecodeEngine:
             # of other lengths, one by one
             for group in [starting] if self.translator and starting else [[job] for job in starting]:
                 self._safely(group, lambda: rows.join(group, *self._start(group)))
+            beams: dict = {}  # beam jobs with the same options (and a language model's prompt length) search together
             for job in admitted:
                 if job.decoding.strategy == "beam":
-                    self._safely([job], lambda: self._beam([job]))
+                    beams.setdefault((job.decoding, None if self.translator else len(job.prompt)), []).append(job)
+            for group in beams.values():
+                self._safely(group, lambda: self._beam(group))
             if rows.jobs:
                 try:
                     self._step(rows)
@@ -159,7 +162,7 @@ class DecodeEngine:
             batch = self.model._collate_sources([(job.src[:-1], []) for job in jobs])
             results = self.model.generate(batch["src"], batch["src_pad_mask"], **options)
         else:
-            results = self.model.generate(prompt=torch.tensor([jobs[0].prompt]), **options)
+            results = self.model.generate(prompt=torch.tensor([job.prompt for job in jobs]), **options)
         for job, hypotheses in zip(jobs, results):
             job.hypotheses = hypotheses
             job.tokens, job.log_prob = hypotheses[0].tokens.tolist(), hypotheses[0].log_prob
