@@ -26,6 +26,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in a checkout
 
+from benchmarks.padding_efficiency import efficiency, greedy_fill  # noqa: E402 (the benchmark's reference batching)
 from datamodules import CharDataModule  # noqa: E402
 from datamodules.bucket_sampler import BucketBatchSampler  # noqa: E402
 from datamodules.parallel_corpus import load_parallel  # noqa: E402
@@ -129,16 +130,11 @@ def padding(quick: bool) -> Made:
     src = np.array([len(e.ids) + 1 for e in model.tokenizers[0].encode_batch(pairs.src[:count])])  # + <eos>
     tgt = np.array([len(e.ids) + 1 for e in model.tokenizers[1].encode_batch(pairs.tgt[:count])])
     order = np.random.default_rng(0).permutation(count)
-    random_batches, current = [], []
-    for i in order:  # shuffle, then fill each batch to the same token budget as the sampler's
-        if current and (len(current) + 1) * max(src[current + [i]].max(), tgt[current + [i]].max()) > BUDGET:
-            random_batches.append(current)
-            current = []
-        current.append(int(i))
+    random_batches = greedy_fill(order, src, tgt, BUDGET)  # shuffle, then fill each to the sampler's budget
     bucketed = list(BucketBatchSampler(src, tgt, max_tokens=BUDGET, seed=0))
 
     def share(batches) -> float:  # real source tokens / padded source tokens, over the epoch
-        return sum(src[b].sum() for b in batches) / sum(len(b) * src[b].max() for b in batches)
+        return efficiency(batches, src, tgt)["source"]
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     facts = {}

@@ -117,7 +117,7 @@ def build_app(
         return {"model": model.name, "translations": results[0] if body.text is not None else results}
 
     @app.post("/generate")
-    async def generate(body: GenerateRequest, request: Request):
+    async def generate(body: GenerateRequest):
         model = _served(served, body.model, translation=False)
         _check_text_lengths([body.prompt], limits)
         _check_beam(body, limits)
@@ -131,10 +131,10 @@ def build_app(
             job = _submit(model, Job(prompt, options))
             await _wait([job], limits)
             return {"model": model.name, "prompt": body.prompt, "text": _text(model, job.tokens), "score": job.score}
-        return _stream(model, prompt, options, request, limits, lambda piece, end: {"text": piece, "done": end})
+        return _stream(model, prompt, options, limits, lambda piece, end: {"text": piece, "done": end})
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest, request: Request):
+    async def completions(body: CompletionRequest):
         model = _served(served, body.model, translation=False)
         _check_text_lengths([body.prompt], limits)
         if body.max_tokens > limits.new_tokens:
@@ -170,7 +170,7 @@ def build_app(
             choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": "length" if end else None}
             return {**identity, "choices": [choice]}
 
-        return _stream(model, prompt, options, request, limits, chunk, done_marker=True)
+        return _stream(model, prompt, options, limits, chunk, done_marker=True)
 
     return app
 
@@ -272,7 +272,7 @@ def _n_best(model: ServedModel, job: Job) -> list[dict]:
 
 
 def _stream(
-    model: ServedModel, prompt: list[int], options: dict, request: Request, limits: ApiLimits, event, done_marker=False
+    model: ServedModel, prompt: list[int], options: dict, limits: ApiLimits, event, done_marker=False
 ) -> StreamingResponse:
     """Server-sent events: one per new token, as soon as the engine has it; a client gone cancels the job."""
     loop = asyncio.get_running_loop()
