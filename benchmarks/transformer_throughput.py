@@ -5,6 +5,8 @@ Model: d 256, 3+3 layers, 4 heads, FFN 1024, joint BPE 8k with tied embeddings, 
 TranslationDataModule (the shipped config's sizes). Contenders, same batches, AdamW with
 the same warm-up schedule and gradient clipping at 1.0:
   - lightning: ``zoo.Transformer`` trained by a Lightning Trainer on the DataModule;
+  - lightning bf16: the same under ``precision="bf16-mixed"`` (fp32 weights and optimizer, bf16 matrix
+    products: what `zoo fit` defaults to where the CPU has native bf16, zoo/modules/compute_types.py);
   - plain: the same model class in a hand-written loop over the same DataModule's batches;
   - marian: ``transformers.MarianMTModel`` built from a config of the same sizes (post-norm,
     as Marian is), the loss computed the same way from its logits.
@@ -85,10 +87,11 @@ class StepTimer(Callback):
             self.flops += training_flops(batch, self.vocab)
 
 
-def lightning_window(model: Transformer, dm, steps: int) -> tuple[float, float]:
+def lightning_window(model: Transformer, dm, steps: int, precision: str = "32-true") -> tuple[float, float]:
     timer = StepTimer()
     timer.vocab = dm.tgt_vocab_size
     trainer = L.Trainer(
+        precision=precision,
         max_steps=steps + WARMUP,
         limit_val_batches=0,
         gradient_clip_val=1.0,
@@ -171,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="about a minute")
     parser.add_argument("--no-marian", action="store_true", help="skip Hugging Face Marian")
+    parser.add_argument("--no-bf16", action="store_true", help="skip Lightning's bf16-mixed")
     args = parser.parse_args()
     rounds, steps = (2, 4) if args.quick else (5, 15)
     torch.manual_seed(0)
@@ -187,7 +191,8 @@ def main() -> None:
         label_smoothing=0.1,
         **SIZES,
     )
-    lit_model, plain_model = Transformer(**common), Transformer(**common)
+    lit_model, bf16_model, plain_model = Transformer(**common), Transformer(**common), Transformer(**common)
+    bf16_model.load_state_dict(lit_model.state_dict())
     plain_model.load_state_dict(lit_model.state_dict())
     plain_model.train()
 
@@ -197,8 +202,11 @@ def main() -> None:
 
     contenders = {
         "lightning": lambda: lightning_window(lit_model, dm, steps),
+        "lightning bf16": lambda: lightning_window(bf16_model, dm, steps, "bf16-mixed"),
         "plain": lambda: loop_window(plain_loss, plain_model.parameters(), dm, steps, vocab),
     }
+    if args.no_bf16:
+        del contenders["lightning bf16"]
     if not args.no_marian:
         hf_model = marian(dm).train()
         contenders["marian"] = lambda: loop_window(
@@ -218,16 +226,17 @@ def main() -> None:
     peak = statistics.median(peaks)
     print()
     print(f"fp32 matmul peak (median of rounds): {peak:.1f} GFLOP/s")
-    print(f"{'contender':<12}{'median tok/s':>14}{'GFLOP/s':>10}{'MFU':>8}{'ratio to plain':>16}")
+    print(f"{'contender':<16}{'median tok/s':>14}{'GFLOP/s':>10}{'MFU':>8}{'ratio to plain':>16}")
     summary = {"benchmark": "transformer_throughput", "peak_gflops": round(peak, 1), "quick": args.quick}
     for name in contenders:
         tok = statistics.median(row[name][0] for row in rows)
         gflops = statistics.median(row[name][1] for row in rows) / 1e9
         ratio = statistics.median(row[name][0] / row["plain"][0] for row in rows)
-        print(f"{name:<12}{tok:>14.0f}{gflops:>10.1f}{gflops / peak:>8.1%}{ratio:>16.3f}")
-        summary[f"{name}_tokens_per_s"] = round(tok)
-        summary[f"{name}_mfu"] = round(gflops / peak, 3)
-        summary[f"{name}_to_plain"] = round(ratio, 3)
+        print(f"{name:<16}{tok:>14.0f}{gflops:>10.1f}{gflops / peak:>8.1%}{ratio:>16.3f}")
+        key = name.replace(" ", "_")
+        summary[f"{key}_tokens_per_s"] = round(tok)
+        summary[f"{key}_mfu"] = round(gflops / peak, 3)
+        summary[f"{key}_to_plain"] = round(ratio, 3)
     print(json.dumps(summary))
 
 

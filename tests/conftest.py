@@ -14,6 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 # `make test-seeds` runs the training tests with ZOO_TEST_SEED=1, 2, 3 and once on one thread. A test
 # that passes only for one trajectory (one seed, one CPU's rounding) is a test of the machine, not the code.
 SEED = int(os.environ.get("ZOO_TEST_SEED", "0"))
+# The suite takes the same paths on every CPU: fp32 training and decoding by default, as on a CPU without native
+# bf16 (zoo/modules/compute_types.py); the tests of bf16 ask for it by name, or set this to 1 themselves.
+os.environ["ZOO_NATIVE_BF16"] = "0"  # (and every `zoo` subprocess)
 if os.environ.get("ZOO_TEST_THREADS"):
     torch.set_num_threads(int(os.environ["ZOO_TEST_THREADS"]))
     os.environ["OMP_NUM_THREADS"] = os.environ["ZOO_TEST_THREADS"]  # and every `zoo` subprocess

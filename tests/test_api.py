@@ -153,6 +153,9 @@ def test_malformed_json_a_big_body_and_a_wrong_key_are_refused_and_the_server_go
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]
     reply = httpx.post(f"{api_url}/translate", content=b" " * 70_000, headers=headers)
     assert reply.status_code == 413 and "at most 64000" in reply.json()["error"]
+    chunks = (b" " * 10_000 for _ in range(7))  # sent chunked: no Content-Length to check
+    reply = httpx.post(f"{api_url}/translate", content=chunks, headers=headers)
+    assert reply.status_code == 413 and "passed 64000 bytes" in reply.json()["error"]
     assert post(api_url, "/translate", {"model": TRANSLATOR, "text": "A dog."}, key="wrong").status_code == 401
     assert httpx.get(f"{api_url}/health").status_code == 401  # the key guards every route
     assert post(api_url, "/translate", {"model": TRANSLATOR, "text": "A dog."}).status_code == 200

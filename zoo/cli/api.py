@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from zoo.cli.decoding_flags import add_compute_type_flag
 from zoo.cli.serve import card_of
 from zoo.hub.checkpoints import CheckpointError
 from zoo.hub.loading import load_model, load_pretrained
 from zoo.hub.pretrained import registry
+from zoo.modules.compute_types import decoding_copy
 
 KEY_VARIABLE = "ZOO_API_KEY"
 
@@ -31,6 +33,7 @@ def api_main(argv: list[str]) -> None:
         "--api-key", default=os.environ.get(KEY_VARIABLE), help=f"required on every request (default ${KEY_VARIABLE})"
     )
     parser.add_argument("--no-batching", action="store_true", help="decode one request at a time (for comparison)")
+    add_compute_type_flag(parser)
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must lie in 1..65535, got {args.port}")
@@ -44,7 +47,7 @@ def api_main(argv: list[str]) -> None:
         model = load(spec)
         if not hasattr(model, "source_batch") and getattr(model, "vocab", None) is None:
             raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates text")
-        models[spec] = (model, card_of(spec, model))
+        models[spec] = (decoding_copy(model, args.compute_type), card_of(spec, model))
     app = build_app(models, api_key=args.api_key, batching=not args.no_batching)
     print(f"zoo api: {len(models)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -30,6 +30,7 @@ from zoo.cli.wandb_run import RUN_ID_KEY, ConfigToLoggerCallback, default_to_off
 from zoo.hub.checkpoints import CheckpointError, check_class, check_compatible, read_checkpoint, saved_class_path
 from zoo.hub.loading import load_pretrained
 from zoo.models.registry import public_class_path
+from zoo.modules.compute_types import default_training_precision
 from zoo.tasks.fine_tuning import start_from
 
 DESCRIPTION = "seq-zoo: train sequence models from one YAML file (Lightning's CLI; `zoo --help` lists every command)."
@@ -101,6 +102,7 @@ class ZooCLI(LightningCLI):
             save_config_callback=ConfigToLoggerCallback,
             parser_kwargs={"prog": "zoo", "description": DESCRIPTION},
             trainer_defaults={
+                "precision": default_training_precision(),  # a config's or --trainer.precision's value wins
                 "plugins": [{"class_path": "zoo.hub.atomic_checkpoint_io.AtomicCheckpointIO"}],
                 "callbacks": [CheckpointOnError()],  # (instances: appended to the config's callbacks)
             },

@@ -7,6 +7,7 @@ import typing
 from dataclasses import fields
 
 from zoo.generation.options import DecodingOptions
+from zoo.modules.compute_types import COMPUTE_TYPES
 
 _FIELDS = {f.name: f for f in fields(DecodingOptions)}
 _TYPES = typing.get_type_hints(DecodingOptions)
@@ -32,3 +33,15 @@ def add_decoding_flags(parser: argparse.ArgumentParser, names: list[str], **defa
 def decoding_options(args: argparse.Namespace, names: list[str]) -> dict:
     """The options the user's flags give, leaving out unset ones (None) so that the model's defaults apply."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def add_compute_type_flag(parser: argparse.ArgumentParser, choices=COMPUTE_TYPES, more_help: str = "") -> None:
+    """``--compute-type``, with CTranslate2's names (zoo/modules/compute_types.py)."""
+    parser.add_argument(
+        "--compute-type",
+        choices=choices,
+        default="default",
+        help="float32; bfloat16 (a copy of the weights in bf16, scores kept in fp32); int8 (Linear layers quantized "
+        "by torch's dynamic quantization); default: bfloat16 for Transformers where the CPU has native bf16 "
+        "(AVX512-BF16, AMX), else float32" + more_help,
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
+from zoo.cli.decoding_flags import add_compute_type_flag, add_decoding_flags, decoding_options
 from zoo.cli.model_option import model_for_command
 from zoo.generation.options import DecodingOptions
+from zoo.modules.compute_types import decoding_copy
 
 MAX_LENGTH = 20_000  # about two minutes for the shipped char-RNN on a 2-core CPU; longer: call generate_texts
 PROGRESS_ABOVE = 1_000  # tokens: longer generations show a progress bar on stderr
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--length", type=int, default=300, help=f"characters to generate (default 300, at most {MAX_LENGTH:,})"
     )
     add_decoding_flags(parser, OPTIONS, strategy="sample")
+    add_compute_type_flag(parser)
     return parser
 
 
@@ -47,6 +49,7 @@ def generate_main(argv: list[str]) -> None:
         "does not continue text. Fix: pass a language "
         "model (zoo.CharRNN or zoo.TransformerLM); for translation use `zoo translate`.",
     )
+    model = decoding_copy(model, args.compute_type)
     results = model.generate_texts(args.prompt, args.length, **options)
     if len(results) == 1:
         sys.stdout.write(args.prompt + results[0][0] + "\n")

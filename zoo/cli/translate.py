@@ -11,14 +11,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from zoo.cli.decoding_flags import add_decoding_flags, decoding_options
+from zoo.cli.decoding_flags import add_compute_type_flag, add_decoding_flags, decoding_options
 from zoo.cli.errors import USER_ERRORS
 from zoo.cli.model_option import model_for_command
 from zoo.cli.stop_signals import Stopped, stop_requests
 from zoo.cli.text_lines import InputError, input_name, iter_lines, one_line, open_input
 from zoo.generation.options import DecodingOptions
 from zoo.hub.checkpoints import CheckpointError
-from zoo.modules.int8 import int8_copy
+from zoo.modules.compute_types import COMPUTE_TYPES, decoding_copy
 from zoo.tasks.translation_inputs import source_room
 
 PROGRESS_ABOVE = 200  # lines: shorter inputs get no progress bar
@@ -59,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ctranslate2: --checkpoint is a folder from `zoo export --format ctranslate2` (pip install "
         "'seq-zoo[export]'); its length penalty is length ** alpha, not GNMT's (equal at 0)",
     )
-    parser.add_argument(
-        "--compute-type",
-        choices=["default", "float32", "int8", "int8_float32"],
-        default="default",
-        help="int8: Linear layers quantized (our model: torch's dynamic quantization; ctranslate2: its int8); "
-        "default: as stored",
-    )
+    add_compute_type_flag(parser, [*COMPUTE_TYPES, "int8_float32"], "; with --engine ctranslate2: its own types")
     parser.add_argument(
         "--too-long",
         choices=["truncate", "skip", "error"],
@@ -168,7 +162,7 @@ def load_translator(args: argparse.Namespace):
         "does not translate. Fix: pass a translation "
         "model (zoo.Seq2Seq or zoo.Transformer); for language models use `zoo generate`.",
     )
-    return int8_copy(model) if args.compute_type.startswith("int8") else model
+    return decoding_copy(model, args.compute_type.removesuffix("_float32"))
 
 
 def translate_chunks(

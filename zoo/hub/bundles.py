@@ -41,15 +41,17 @@ CONFIG, WEIGHTS, CHECKSUMS, CARD = "config.json", "model.safetensors", "SHA256SU
 TOKENIZER_ARGS = ("src_tokenizer", "tgt_tokenizer")
 
 
-def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int]:
-    """What the checkpoint says about its quality: the monitored metric's best value, epoch and step."""
-    metrics: dict[str, float | int] = {
+def checkpoint_metrics(checkpoint: dict) -> dict[str, float | int | str]:
+    """What the checkpoint says about its training: epoch, step, the monitored metric's best value, precision."""
+    metrics: dict[str, float | int | str] = {
         "epoch": checkpoint.get("epoch", 0),
         "global_step": checkpoint.get("global_step", 0),
     }
     for key, state in checkpoint.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_score") is not None:
             metrics[f"best {state['monitor']}"] = round(float(state["best_model_score"]), 4)
+    if "precision" in checkpoint:  # (checkpoints since issue 28)
+        metrics["training precision"] = checkpoint["precision"]
     if "averaged_checkpoints" in checkpoint:  # zoo.hub.checkpoint_averaging
         metrics["averaged checkpoints"] = checkpoint["averaged_checkpoints"]
     return metrics

@@ -82,6 +82,10 @@ def lineage_section(model: L.LightningModule, fine_tuning_data: dict | None, nam
     )
 
 
+# Scores are measured in fp32, and `zoo fit`/`zoo test` default to bf16 where the CPU has it: the command says fp32.
+FP32_RUN = "--trainer.precision 32-true --trainer.logger false"
+
+
 def metric_name(model: L.LightningModule) -> str:
     if hasattr(model, "tokenizers"):
         beam = model.hparams.get("test_beam_size", 1)
@@ -94,9 +98,9 @@ def reproduce(spec: str, model: L.LightningModule, data: dict | None) -> str:
     translation, data = hasattr(model, "tokenizers"), data or {}
     flags = f"--data {_datamodule_path(model, data)} --data.init_args.source {data.get('source')}"
     if translation:
-        return f"`zoo test --pretrained {spec} {flags} --data.init_args.pair {data.get('pair')} --trainer.logger false`"
+        return f"`zoo test --pretrained {spec} {flags} --data.init_args.pair {data.get('pair')} {FP32_RUN}`"
     shape = f"--data.init_args.mode {data.get('mode')} --data.init_args.seq_len {data.get('seq_len')} --data.init_args.batch_size {data.get('batch_size')}"
-    return f"`zoo validate --pretrained {spec} {flags} {shape} --trainer.logger false`"
+    return f"`zoo validate --pretrained {spec} {flags} {shape} {FP32_RUN}`"
 
 
 def describe(data: dict | None, mixed: bool = True) -> str:

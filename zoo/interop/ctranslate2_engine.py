@@ -28,7 +28,7 @@ from zoo.interop.transformers_export import export_card, export_transformers
 from zoo.tasks.translation_inputs import Source, checked_sources, encode_sources
 
 DECODING_FILE = "zoo_decoding.json"
-COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32")
+COMPUTE_TYPES = ("default", "float32", "bfloat16", "int8", "int8_float32")
 CTRANSLATE2_USAGE = """# zoo translate --engine ctranslate2 --checkpoint FOLDER [--compute-type int8] < input.en > output.fr
 # or, in Python (the source pieces of tokenizer.json, then <eos>):
 import ctranslate2
@@ -88,6 +88,12 @@ class CTranslate2Translator:
             )
         if compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute type must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}")
+        supported = ctranslate2.get_supported_compute_types("cpu")
+        if compute_type != "default" and compute_type not in supported:
+            raise ValueError(
+                f"CTranslate2 has no {compute_type} kernels for this CPU. Fix: pass --compute-type one of "
+                f"{', '.join(sorted(supported))}."
+            )
         self.limits = json.loads((folder / DECODING_FILE).read_text(encoding="utf-8"))
         self.max_source_tokens = self.limits["max_source_tokens"]
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))

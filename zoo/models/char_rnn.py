@@ -131,4 +131,5 @@ class CharRNN(LanguageModelTask, DecodingMixin, L.LightningModule):
 
     def decode(self, tokens: torch.Tensor, state: RNNState, attention: bool = False):
         logits, state = self(tokens, state)  # (B, T, V): all T tokens in one RNN call
-        return logits.log_softmax(-1), state, None
+        # In fp32 whatever the weights' type: beam scores add these up.
+        return logits.float().log_softmax(-1), state, None

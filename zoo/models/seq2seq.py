@@ -157,7 +157,8 @@ class Seq2Seq(TranslationTask, DecodingMixin, L.LightningModule):
         """features (..., F) -> log-probabilities (..., V)."""
         if isinstance(self.output, nn.AdaptiveLogSoftmaxWithLoss):
             return self.output.log_prob(features.flatten(0, -2)).view(*features.shape[:-1], -1)
-        return self.output(self.dropout(features)).log_softmax(-1)
+        # In fp32 whatever the weights' type: beam scores add these up.
+        return self.output(self.dropout(features)).float().log_softmax(-1)
 
     # --- training --------------------------------------------------------------------------
 

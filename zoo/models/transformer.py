@@ -150,7 +150,8 @@ class Transformer(TranslationTask, DecodingMixin, L.LightningModule):
 
     def decode(self, tokens: torch.Tensor, state: TransformerState, attention: bool = False):
         hidden, state, weights = self.decode_hidden(tokens, state, cross_weights=attention)
-        return self.output(hidden).log_softmax(-1), state, weights
+        # In fp32 whatever the weights' type: beam scores add these up.
+        return self.output(hidden).float().log_softmax(-1), state, weights
 
     def sequence_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         memory = self.encode(batch["src"], batch["src_pad_mask"])

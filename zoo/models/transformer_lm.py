@@ -93,7 +93,8 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
 
     def decode(self, tokens: torch.Tensor, state: State, attention: bool = False):
         logits, state = self.logits(tokens, state)
-        return logits.log_softmax(-1), state, None
+        # In fp32 whatever the weights' type: beam scores add these up.
+        return logits.float().log_softmax(-1), state, None
 
     def language_model_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (B, T) -> logits (B, T, V), each position seeing itself and the past."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -31,6 +32,31 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers
+
+
+class BodyLimit:
+    """ASGI middleware: a request body that grows past ``limit`` bytes as it arrives ends the request with 413
+    (the Content-Length check cannot see a chunked body). FastAPI passes an HTTPException raised while it reads
+    the body on to the exception handlers."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, f"the body passed {self.limit} bytes, the most this server takes")
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 @dataclass
@@ -66,6 +92,12 @@ def build_app(
         if length is not None and length.isdigit() and int(length) > limits.body_bytes:
             return _error(413, f"the body has {length} bytes; this server takes at most {limits.body_bytes}")
         return await call_next(request)
+
+    app.add_middleware(BodyLimit, limit=limits.body_bytes)  # a body sent in chunks, without a Content-Length
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, error: HTTPException):  # (FastAPI's own: 404 for a path, 405, and BodyLimit)
+        return _error(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request, error: ApiError):

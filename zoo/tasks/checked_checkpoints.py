@@ -38,6 +38,9 @@ class CheckedCheckpoints:
         self.parent = checkpoint.get("parent")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """A fine-tuned model's checkpoints name its parent (zoo.tasks.fine_tuning.lineage), for its model card."""
+        """A fine-tuned model's checkpoints name its parent (zoo.tasks.fine_tuning.lineage), and every checkpoint
+        the precision it was trained in (bf16-mixed by default where the CPU has native bf16), for the model card."""
         if getattr(self, "parent", None):
             checkpoint["parent"] = self.parent
+        if self._trainer is not None:
+            checkpoint["precision"] = str(self._trainer.precision)
