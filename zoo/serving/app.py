@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from fastapi import FastAPI, Request
-from starlette.exceptions import HTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -32,31 +32,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers
-
-
-class BodyLimit:
-    """ASGI middleware: a request body that grows past ``limit`` bytes as it arrives ends the request with 413
-    (the Content-Length check cannot see a chunked body). FastAPI passes an HTTPException raised while it reads
-    the body on to the exception handlers."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise HTTPException(413, f"the body passed {self.limit} bytes, the most this server takes")
-            return message
-
-        await self.app(scope, limited_receive, send)
 
 
 @dataclass
@@ -83,6 +58,8 @@ def build_app(
         for name, (model, card) in models.items()
     }
     app = FastAPI(title="seq-zoo API", docs_url=None, redoc_url=None)
+    # FastAPI's own limit for a body sent in chunks (no Content-Length for `guard`): 413 once it grows past it
+    body_limit = {"max_body_size": limits.body_bytes}
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -93,10 +70,10 @@ def build_app(
             return _error(413, f"the body has {length} bytes; this server takes at most {limits.body_bytes}")
         return await call_next(request)
 
-    app.add_middleware(BodyLimit, limit=limits.body_bytes)  # a body sent in chunks, without a Content-Length
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request, error: HTTPException):  # (FastAPI's own: 404 for a path, 405, and BodyLimit)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own: 404 for a path, 405, 413 from max_body_size
+    async def http_error(request, error: StarletteHTTPException):
+        if error.status_code == 413:
+            return _error(413, f"the body passed {limits.body_bytes} bytes, the most this server takes")
         return _error(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(ApiError)
@@ -128,7 +105,7 @@ def build_app(
             ],
         }
 
-    @app.post("/translate")
+    @app.post("/translate", **body_limit)
     async def translate(body: TranslateRequest):
         model = _served(served, body.model, translation=True)
         texts = [body.text] if body.text is not None else body.texts
@@ -148,7 +125,7 @@ def build_app(
         results = [_n_best(model, job) for job in jobs]
         return {"model": model.name, "translations": results[0] if body.text is not None else results}
 
-    @app.post("/generate")
+    @app.post("/generate", **body_limit)
     async def generate(body: GenerateRequest):
         model = _served(served, body.model, translation=False)
         _check_text_lengths([body.prompt], limits)
@@ -165,7 +142,7 @@ def build_app(
             return {"model": model.name, "prompt": body.prompt, "text": _text(model, job.tokens), "score": job.score}
         return _stream(model, prompt, options, limits, lambda piece, end: {"text": piece, "done": end})
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", **body_limit)
     async def completions(body: CompletionRequest):
         model = _served(served, body.model, translation=False)
         _check_text_lengths([body.prompt], limits)
