@@ -14,10 +14,10 @@ class SampleTextCallback(Callback):
     """Logs ``samples``: one row per prompt and validation (epoch, step, prompt, text), so the
     W&B table shows how the samples improve. Needs a module with ``generate_text``.
 
-    A logging callback must never end a run, so the prompts and the length are fitted to the model when
-    training starts, with a warning: a prompt with characters outside the model's vocabulary (a config's
-    "ROMEO:" on a corpus without those letters) becomes the first line of the training text, and a sample
-    longer than the model's context (``context_size``) is shortened to fit.
+    A logging callback must never end a run, so the prompts and the length are fitted to the model before
+    they are used, with a warning: a prompt with characters outside the model's vocabulary (a config's
+    "ROMEO:" on a corpus without those letters) becomes the first line of the training text (at setup), and a
+    sample longer than the model's context (``context_size``) is shortened to fit (when validation starts).
     """
 
     def __init__(self, prompts: tuple[str, ...] = ("\n",), length: int = 200, temperature: float = 0.8, seed: int = 0):
@@ -37,6 +37,9 @@ class SampleTextCallback(Callback):
         vocab = getattr(pl_module, "vocab", None)
         if vocab is not None:
             self.prompts = tuple(self._known_prompt(prompt, vocab, trainer.datamodule) for prompt in self.prompts)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        """(Here, not in setup: a TransformerLM learns its window, and so loses its context limit, in its own setup.)"""
         context = getattr(pl_module, "context_size", None)
         longest = max(len(p) for p in self.prompts)
         if context is not None and longest + self.length > context:

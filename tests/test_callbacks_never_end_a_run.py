@@ -2,6 +2,7 @@
 first step, and whatever error ends a run after it has trained, the trained state is saved and named."""
 
 import re
+import warnings
 
 import pytest
 import torch
@@ -74,15 +75,21 @@ def test_a_char_config_trains_on_a_corpus_without_its_prompt_characters(
     only(tmp_path.glob("checkpoints/last.ckpt"))
 
 
-def test_a_sample_longer_than_the_context_is_shortened_to_fit(corpus_without_the_prompt, tmp_path, monkeypatch, capsys):
+def test_a_sample_longer_than_the_models_positions_slides_past_them(
+    corpus_without_the_prompt, tmp_path, monkeypatch, capsys
+):
+    """A TransformerLM trained by `zoo fit` has a window (its data's seq_len), so its samples have no length
+    limit; a model without one (an older checkpoint) has its sample shortened to its positions (the warning)."""
     monkeypatch.chdir(tmp_path)
     config = str(REPO / "configs" / "transformer" / "shakespeare_char.yaml")
-    small = [*TINY_MODEL["transformer"], "--model.init_args.max_positions", "32"]
-    with pytest.warns(UserWarning, match=r"do not fit the model's context of 32; sampling \d+ characters"):
+    small = [*TINY_MODEL["transformer"], "--model.init_args.max_positions", "32", "--data.init_args.seq_len", "16"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         code = zoo_here(
             "fit", "--config", config, "--data.init_args.source", str(corpus_without_the_prompt), *TINY_RUN, *small
         )
     assert code == (0, ""), (code, capsys.readouterr().err[-2000:])
+    assert not [w for w in caught if "do not fit the model's context" in str(w.message)]
 
 
 def test_a_callback_that_cannot_work_with_the_model_is_refused_before_training(
@@ -127,3 +134,14 @@ def test_an_error_after_training_saves_the_state_and_says_where(small_corpus, tm
     assert zoo_here("fit", *args, "--ckpt_path", str(saved)) == (0, "")  # resumes, and ends its 4 steps
     last = torch.load(only(tmp_path.glob("checkpoints/last.ckpt")), weights_only=True)
     assert last["global_step"] == 4
+
+
+def test_a_sample_longer_than_a_windowless_models_context_is_shortened_to_fit():
+    """A TransformerLM without a window (a checkpoint from before windows) has a fixed context."""
+    from zoo import TransformerLM
+
+    model = TransformerLM(vocab_size=5, vocab="\nabcd", d_model=8, heads=2, layers=1, ffn_dim=16, max_positions=32)
+    samples = SampleTextCallback(prompts=("ab\n",), length=200)
+    with pytest.warns(UserWarning, match=r"do not fit the model's context of 32; sampling 29 characters"):
+        samples.on_validation_start(None, model)
+    assert samples.length == 29 and len(model.generate_text("ab\n", samples.length, strategy="sample")) == 29

@@ -66,7 +66,7 @@ def test_a_row_that_joins_a_running_batch_and_one_that_leaves_decode_as_they_wou
         torch.testing.assert_close(rows[1], alone_second[step][0], atol=2e-5, rtol=0)
     state = apply_to_collection(gather_rows(state, torch.tensor([1])), KVCache, KVCache.trimmed)
     if kind in ("transformer", "transformer_lm"):  # the first row's extra positions left with it
-        cache = (state.caches if kind == "transformer" else state)[0]
+        cache = state.caches[0]
         assert cache.pad is None and cache.length == (1 if kind == "transformer" else len(second)) + 5
     last, _, _ = greedy(model, log_probs[1:], state, 1)
     torch.testing.assert_close(last[0][0], alone_second[5][0], atol=2e-5, rtol=0)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 from fastapi import FastAPI, Request
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zoo.serving.engine import DecodeEngine, EngineFull, Job
 from zoo.serving.schemas import ApiLimits, CompletionRequest, GenerateRequest, TranslateRequest
