@@ -8,6 +8,7 @@ the same warm-up schedule and gradient clipping at 1.0:
   - lightning bf16: the same under ``precision="bf16-mixed"`` (fp32 weights and optimizer, bf16 matrix
     products: what `zoo fit` defaults to where the CPU has native bf16, zoo/modules/compute_types.py);
   - plain: the same model class in a hand-written loop over the same DataModule's batches;
+  - plain bf16: that loop with its forward under ``torch.autocast("cpu", torch.bfloat16)``;
   - marian: ``transformers.MarianMTModel`` built from a config of the same sizes (post-norm,
     as Marian is), the loss computed the same way from its logits.
 Windows alternate in one process, the order swapped every round (the machine's speed
@@ -107,7 +108,7 @@ def lightning_window(model: Transformer, dm, steps: int, precision: str = "32-tr
     return timer.tokens / elapsed, timer.flops / elapsed
 
 
-def loop_window(loss_fn, parameters, dm, steps: int, vocab: int) -> tuple[float, float]:
+def loop_window(loss_fn, parameters, dm, steps: int, vocab: int, bf16: bool = False) -> tuple[float, float]:
     """A plain training loop; ``loss_fn(batch)`` returns the mean loss over real target tokens."""
     parameters = list(parameters)
     optimizer = torch.optim.AdamW(parameters, lr=7e-4, betas=(0.9, 0.98), weight_decay=0.0)
@@ -118,7 +119,8 @@ def loop_window(loss_fn, parameters, dm, steps: int, vocab: int) -> tuple[float,
             break
         if i == WARMUP:
             start = time.perf_counter()
-        loss = loss_fn(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # what bf16-mixed does on the CPU
+            loss = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -195,18 +197,26 @@ def main() -> None:
     bf16_model.load_state_dict(lit_model.state_dict())
     plain_model.load_state_dict(lit_model.state_dict())
     plain_model.train()
+    bf16_plain_model = Transformer(**common)
+    bf16_plain_model.load_state_dict(lit_model.state_dict())
+    bf16_plain_model.train()
 
     def plain_loss(batch):
         total, count = plain_model.sequence_loss(batch)
+        return total / count
+
+    def bf16_plain_loss(batch):
+        total, count = bf16_plain_model.sequence_loss(batch)
         return total / count
 
     contenders = {
         "lightning": lambda: lightning_window(lit_model, dm, steps),
         "lightning bf16": lambda: lightning_window(bf16_model, dm, steps, "bf16-mixed"),
         "plain": lambda: loop_window(plain_loss, plain_model.parameters(), dm, steps, vocab),
+        "plain bf16": lambda: loop_window(bf16_plain_loss, bf16_plain_model.parameters(), dm, steps, vocab, True),
     }
     if args.no_bf16:
-        del contenders["lightning bf16"]
+        del contenders["lightning bf16"], contenders["plain bf16"]
     if not args.no_marian:
         hf_model = marian(dm).train()
         contenders["marian"] = lambda: loop_window(
