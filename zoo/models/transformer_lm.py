@@ -44,10 +44,10 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         vocab_size, vocab: linked from the DataModule (vocab: the characters, id = position).
         d_model, heads, layers, ffn_dim, dropout, norm_first, positional: the stack.
         max_positions: the most positions the model has (without a window: the longest prompt + generated text).
-        window: the context it trains on (by default its DataModule's seq_len, see ``setup``). Positions past it were never
-            trained, so generation slides: when the context would pass ``window``, the last ``window // 2``
-            tokens are read again from position 0 and decoding goes on from there (None: no sliding, for
-            checkpoints from before this argument).
+        window: the context it trains on (by default its DataModule's seq_len, see ``setup``). Positions past
+            it were never trained, so generation slides: when the context would pass ``window``, the last
+            ``window // 2`` tokens are read again from position 0 and decoding goes on from there (None: no
+            sliding, for checkpoints from before this argument).
         learning_rate, warmup_steps: AdamW with linear warm-up, then inverse-square-root decay.
     """
 
@@ -142,15 +142,15 @@ class TransformerLM(LanguageModelTask, DecodingMixin, L.LightningModule):
         cache, keep = state.caches[0], self.window // 2
         real = torch.full((len(state.recent),), cache.length) if cache.pad is None else (~cache.pad).sum(1).cpu()
         full = real >= self.window
-        staying = (~full).nonzero()[:, 0].to(state.recent.device)
-        rest = apply_to_collection(gather_rows(state, staying), KVCache, KVCache.trimmed)  # (no all-pad columns)
-        if not bool(full.any()):
-            return rest
+        if not bool(full.any()):  # every row starts with padding: drop those columns
+            return apply_to_collection(state, KVCache, KVCache.trimmed)
         sliding = full.nonzero()[:, 0].to(state.recent.device)
         _, slid, _ = self.decode(state.recent[sliding, -keep:], self.init_state(None, None, len(sliding)))
         slid.recent = state.recent[sliding]  # (read again, not read anew)
-        if not len(staying):
+        if bool(full.all()):
             return slid
+        staying = (~full).nonzero()[:, 0].to(state.recent.device)
+        rest = apply_to_collection(gather_rows(state, staying), KVCache, KVCache.trimmed)  # (no all-pad columns)
         back = torch.cat([sliding, staying]).argsort()  # the rows in their order again
         return gather_rows(join_rows(slid, rest), back)
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zoo.modules.int8 import int8_copy
+
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo's names
 COMPUTE_TYPES = ("default", "float32", "bfloat16", "int8")
 OVERRIDE = "ZOO_NATIVE_BF16"
@@ -75,8 +77,6 @@ def has_rnn(model: nn.Module) -> bool:
 def decoding_copy(model: nn.Module, compute_type: str) -> nn.Module:
     """``model`` ready to decode in ``compute_type`` (see the module docstring): the model itself for float32,
     else a copy in eval mode (``model`` is left as it is)."""
-    from zoo.modules.int8 import int8_copy
-
     compute_type = resolved_compute_type(compute_type, model)
     if compute_type == "int8":
         return int8_copy(model)

@@ -44,7 +44,7 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.query(x))  # (B, H, T, D/H)
         if q.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled():
             # Training under CPU bf16 autocast attends in fp32: torch's CPU flash-attention backward is 8x slower
-            # in bf16 than in fp32 (BENCHMARKS.md, "bf16 training on the CPU"); its forward is as fast either way.
+            # in bf16 than in fp32 (BENCHMARKS.md, "bf16 on the CPU"); its forward is as fast either way.
             q, keys, values = q.float(), keys.float(), values.float()
         if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
             out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
