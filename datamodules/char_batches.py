@@ -75,14 +75,32 @@ class WindowSampler(DistributedSampler):
     Training (``shuffle``) gives every rank equally many slots (the fewer than ``world_size`` left
     over are skipped that epoch); evaluation gives each slot to exactly one rank. A DistributedSampler
     only so that Lightning, seeing one, does not wrap it in another: it shards by itself.
+
+    Resuming: ranks take items in lockstep, so once each has ``k`` the epoch's first ``k * world_size`` are
+    done. A pass after ``resume_at`` such items deals the rest of the epoch's order to this run's ranks as a
+    whole epoch is dealt, on as many ranks as the run it resumes or not; ``len()`` stays the whole epoch's.
     """
 
     def __init__(self, windows: Windows, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1):
         super().__init__(windows, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
-        slots = len(windows)
-        self.usable = slots - slots % world_size if shuffle else slots
-        self.num_samples = len(range(rank, self.usable, world_size))
-        self.resume_at = 0  # items of this epoch already trained on (set for a mid-epoch resume, used once)
+        self.num_samples = len(self._dealt(len(windows)))
+        self.start = 0  # items of this epoch's order done (by all ranks) before this pass
+        self.resume_at = 0  # where the next pass starts (set for a mid-epoch resume, used once)
+
+    def _dealt(self, remaining: int) -> range:
+        """Positions, in the rest of the epoch's order (``remaining`` items), of this rank's items."""
+        usable = remaining - remaining % self.num_replicas if self.shuffle else remaining
+        return range(self.rank, usable, self.num_replicas)
+
+    def batches_left(self, batch_size: int) -> int:
+        """This rank's batches of ``batch_size`` in the next pass."""
+        return -(-len(self._dealt(len(self.dataset) - self.resume_at)) // batch_size)
+
+    def done(self, rank_batches: int, batch_size: int) -> int:
+        """Items of this pass's epoch done by all ranks once each has trained ``rank_batches`` full batches of
+        the epoch (counting, as Lightning does, the batches a resumed pass starts after)."""
+        whole, left = -(-len(self) // batch_size), -(-len(self._dealt(len(self.dataset) - self.start)) // batch_size)
+        return self.start + (rank_batches - (whole - left)) * batch_size * self.num_replicas
 
     def __iter__(self):
         slots, T = len(self.dataset), self.dataset.seq_len
@@ -92,9 +110,10 @@ class WindowSampler(DistributedSampler):
             offsets = torch.randint(T, (slots,), generator=generator)
         else:
             order, offsets = torch.arange(slots), torch.zeros(slots, dtype=torch.long)
-        mine = order[self.rank : self.usable : self.num_replicas].tolist()
-        start, self.resume_at = self.resume_at, 0
-        for k in mine[start:]:
+        self.start, self.resume_at = self.resume_at, 0
+        rest = order[self.start :]
+        mine = self._dealt(len(rest))
+        for k in rest[mine.start : mine.stop : mine.step].tolist():
             yield k, int(offsets[k])
         self.epoch += 1  # without Lightning's set_epoch (a plain loop), the next pass still reshuffles
 

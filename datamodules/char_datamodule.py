@@ -15,7 +15,7 @@ from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_in, require_positive
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text, local_copy
-from datamodules.training_position import training_position
+from datamodules.training_position import restate_progress, training_position
 
 
 class CharDataModule(L.LightningDataModule):
@@ -65,6 +65,7 @@ class CharDataModule(L.LightningDataModule):
         self.val_fraction, self.num_workers = val_fraction, num_workers
         self._resume_position: dict[str, int] = {}
         self.window_seed: int | None = None  # the shuffle and offsets of stateless windows (set by train_dataloader)
+        self._train_sampler: WindowSampler | None = None  # the stateless training loader's (its position is saved)
 
     def prepare_data(self) -> None:
         """The one thing this DataModule writes: a built-in or URL corpus downloaded into the cache (atomically,
@@ -127,12 +128,31 @@ class CharDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         position, self._resume_position = self._resume_position, {}
+        rank, world = self._rank_and_world()
         if isinstance(self.train_set, StreamBatches):
-            self.train_set.resume_at = position.get("batches_done", 0)
+            done = position.get("batches_done", 0)
+            saved_world = position.get("world_size", world)  # (checkpoints before it was saved: the same)
+            if done and saved_world != world:
+                raise CorpusError(
+                    f"this checkpoint stopped mid-epoch in a stateful run on {saved_world} process(es), whose "
+                    f"carried hidden states belong to its {saved_world} x {self.batch_size} text streams; on "
+                    f"{world} the text is cut into other streams, so it cannot continue exactly. Fix: resume on "
+                    f"{saved_world} process(es) (--trainer.devices x --trainer.num_nodes), or start a new run "
+                    f"from its weights with --pretrained CHECKPOINT."
+                )
+            self.train_set.resume_at = done
+            if position:
+                restate_progress(self.trainer, done or len(self.train_set))
             return self._loader(self.train_set)
         self.window_seed = position["window_seed"] if "window_seed" in position else self._draw_seed()
-        sampler = WindowSampler(self.train_set, self.window_seed, True, *self._rank_and_world())
-        sampler.resume_at = position.get("batches_done", 0) * self.batch_size
+        sampler = WindowSampler(self.train_set, self.window_seed, True, rank, world)
+        self._train_sampler = sampler
+        if position:
+            # Checkpoints before resuming on another number of processes counted one rank's batches.
+            done = position.get("windows_done", position.get("batches_done", 0) * self.batch_size * world)
+            sampler.resume_at = done
+            whole = -(-len(sampler) // self.batch_size)  # the loader's length: the last batch may be short
+            restate_progress(self.trainer, whole - sampler.batches_left(self.batch_size) if done else whole)
         return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -142,11 +162,17 @@ class CharDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict[str, int]:
         """In every checkpoint: where training stands, so that a resumed run continues the epoch where it
-        stopped (stateful streams at their window, stateless windows from the same shuffle and offsets)."""
+        stopped: stateful streams at their window (on as many processes), stateless windows from the same
+        shuffle and offsets, counted as windows done by all processes (so on any number of them)."""
         position = training_position(self.trainer)
-        if position and self.mode == "stateless":
-            position["window_seed"] = self.window_seed
-        return position
+        if not position:
+            return {}
+        state = {"epoch": position["epoch"], "world_size": self._rank_and_world()[1]}
+        if self.mode == "stateful":
+            return state | {"batches_done": position["batches_done"]}
+        done = position["batches_done"]
+        windows_done = self._train_sampler.done(done, self.batch_size) if done else 0
+        return state | {"windows_done": windows_done, "window_seed": self.window_seed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_position = dict(state)

@@ -1,10 +1,16 @@
-"""Where training stands in its epoch, for exact mid-epoch resume.
+"""Where training stands in its epoch, for exact mid-epoch resume, on the same number of processes or another.
 
 Lightning saves a DataModule's ``state_dict`` in every checkpoint and hands it back to
 ``load_state_dict`` on resume, before the training loader is built. The DataModules store
 this position and start their first resumed epoch after the batches already trained on.
 It comes from Lightning's own progress counters rather than from the loader, because
 Lightning fetches one batch ahead: a loader's count would include a batch not yet used.
+
+Those counters count one rank's batches. On another number of processes an epoch has
+another number of batches per rank, so a resumed run restates them in its own terms
+(``restate_progress``): Lightning then numbers the resumed batches, runs validation and
+ends the epoch as the new run counts, while ``global_step`` (hence the learning-rate
+schedule) goes on from where it was.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import lightning as L
 
 
 def training_position(trainer: L.Trainer | None) -> dict[str, int]:
-    """``{"epoch", "batches_done"}`` of the running fit (a checkpoint written at a batch's end
-    counts that batch); empty outside training."""
+    """``{"epoch", "batches_done"}`` of the running fit, in this rank's batches (a checkpoint written at a
+    batch's end counts that batch); empty outside training."""
     if trainer is None or not trainer.training:
         return {}
     done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -24,3 +30,20 @@ def training_position(trainer: L.Trainer | None) -> dict[str, int]:
     if math.isfinite(trainer.num_training_batches) and done >= trainer.num_training_batches:
         return {"epoch": epoch + 1, "batches_done": 0}  # saved on the epoch's last batch
     return {"epoch": epoch, "batches_done": done}
+
+
+def restate_progress(trainer: L.Trainer | None, batches_done: int) -> None:
+    """Make Lightning's restored count of this epoch's batches ``batches_done`` (this run's count: the epoch's
+    batches per rank less those the resumed pass has left; all of them where the saved epoch had ended). Every
+    counter moves by the same amount, so Lightning's reading of where in a batch the checkpoint was written holds.
+    """
+    if trainer is None:
+        return
+    current = trainer.fit_loop.epoch_loop.batch_progress.current
+    if current.processed == 0:  # saved before the epoch's first batch: nothing to restate
+        return
+    shift = batches_done - current.processed
+    current.ready += shift
+    current.started += shift
+    current.processed += shift
+    current.completed += shift

@@ -32,7 +32,7 @@ from datamodules.collate import collate_pairs
 from datamodules.parallel_corpus import SPLITS, ParallelText, corpus_files, load_parallel, write_pairs_arrow
 from datamodules.sources import cache_dir
 from datamodules.text_tokenizer import SpecialIds, TokenizerKind, train_tokenizer
-from datamodules.training_position import training_position
+from datamodules.training_position import restate_progress, training_position
 
 # The splits each Lightning stage reads (the stage names are those of `zoo fit/validate/test/predict`).
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -130,6 +130,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.dropped_long = 0
         self.skipped_empty_train = 0  # training pairs with an empty side (set when the training text is read)
         self._resume_position: dict[str, int] = {}
+        self._train_sampler: BucketBatchSampler | None = None  # the training loader's (its position is saved)
 
     # --- text and tokenizers (built on first use: the CLI links vocab sizes at instantiation) ---
 
@@ -397,9 +398,11 @@ class TranslationDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split].select_columns(["src_ids", "tgt_ids", "tgt"])
         sampler = self.sampler(split)
-        if split == "train" and self._resume_position:
-            sampler.load_state_dict({**self._resume_position, "seed": self.seed})
-            self._resume_position = {}
+        if split == "train":
+            self._train_sampler = sampler
+            if self._resume_position:
+                self._resume(sampler, self._resume_position)
+                self._resume_position = {}
         # Its own generator: creating an iterator must not draw from the global one, or a resumed
         # run's dropout masks would differ from the run it continues (callbacks/random_state.py).
         generator = torch.Generator().manual_seed(self.seed)
@@ -411,15 +414,26 @@ class TranslationDataModule(L.LightningDataModule):
             generator=generator,
         )
 
+    def _resume(self, sampler: BucketBatchSampler, position: dict[str, int]) -> None:
+        """Start the sampler where the checkpoint's epoch stood, dealing its rest to this run's processes."""
+        # Checkpoints before resuming on another number of processes counted one rank's batches ("consumed").
+        done = position["done"] if "done" in position else position["consumed"] * sampler.num_replicas
+        sampler.load_state_dict({"epoch": position["epoch"], "done": done, "seed": self.seed})
+        restate_progress(self.trainer, len(sampler) - sampler.batches_left() if done else len(sampler))
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
     def state_dict(self) -> dict[str, int]:
-        """In every checkpoint: where training stands, so that a resumed run continues the epoch's
-        batch order where it stopped. (The sampler's own count would include the batch Lightning
-        prefetched; see datamodules/training_position.py.)"""
+        """In every checkpoint: where training stands, as batches of the epoch's order done by all processes, so
+        that a resumed run, on as many processes or not, continues that order where it stopped. (Counted from
+        Lightning's progress, not the sampler's, which includes the batch Lightning prefetched; see
+        datamodules/training_position.py.)"""
         position = training_position(self.trainer)
-        return {"epoch": position["epoch"], "consumed": position["batches_done"]} if position else {}
+        if not position:
+            return {}
+        done = self._train_sampler.done(position["batches_done"]) if position["batches_done"] else 0
+        return {"epoch": position["epoch"], "done": done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_position = dict(state)

@@ -49,6 +49,7 @@ class RecordBatches(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         record = {
             "world_size": trainer.world_size,
+            "global_step": trainer.global_step,
             "batches": self.batches,
             "epoch_indices": self.epoch_indices,
             "val": self.val_metrics,

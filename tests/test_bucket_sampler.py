@@ -1,9 +1,10 @@
 """BucketBatchSampler: complete, within budget, disjoint and balanced across ranks, deterministic, resumable."""
 
+import numpy as np
 import pytest
 import torch
 
-from datamodules.bucket_sampler import BucketBatchSampler
+from datamodules.bucket_sampler import MAX_PADDING, MIN_FILL, BucketBatchSampler
 
 
 @pytest.fixture
@@ -56,8 +57,7 @@ def test_two_ranks_get_disjoint_batches_of_equal_number(lengths):
         assert len(per_rank[0]) == len(per_rank[1]) == len(ranks[0])
         seen = [{i for b in batches for i in b} for batches in per_rank]
         assert not seen[0] & seen[1]
-        all_batches = ranks[0].batches
-        assert len(seen[0] | seen[1]) >= len(src) - max(map(len, all_batches))  # at most one batch trimmed
+        assert len(seen[0] | seen[1]) >= len(src) - max(np.diff(ranks[0].bounds))  # at most one batch trimmed
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
@@ -69,7 +69,7 @@ def test_uneven_shards_for_evaluation_cover_every_example_once(lengths, replicas
     ]
     per_rank = [list(sampler) for sampler in ranks]
     assert [len(batches) for batches in per_rank] == [len(sampler) for sampler in ranks]
-    assert sum(map(len, per_rank)) == len(ranks[0].batches)  # nothing trimmed
+    assert sum(map(len, per_rank)) == ranks[0].num_batches  # nothing trimmed
     seen = sorted(i for batches in per_rank for b in batches for i in b)
     assert seen == list(range(len(src)))
 
@@ -127,3 +127,74 @@ def test_sentence_count_batches_and_bad_arguments(lengths):
         BucketBatchSampler(src, tgt)
     with pytest.raises(ValueError, match="rank"):
         BucketBatchSampler(src, tgt, batch_size=4, num_replicas=2, rank=2)
+
+
+def greedy_cut(src, tgt, max_tokens=None, batch_size=None):
+    """The module docstring's rule, one example at a time: where each batch ends."""
+    ends, longest_src, longest_tgt, real, n = [], 0, 0, 0, 0
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        grown_src, grown_tgt = max(longest_src, s), max(longest_tgt, t)
+        if batch_size:
+            full, fill = n + 1 > batch_size, n / batch_size
+        else:
+            full, fill = (
+                (n + 1) * max(grown_src, grown_tgt) > max_tokens,
+                n * max(longest_src, longest_tgt) / max_tokens,
+            )
+        padding = 1 - (real + s + t) / ((n + 1) * (grown_src + grown_tgt))
+        if n and (full or (fill >= MIN_FILL and padding > MAX_PADDING)):
+            ends.append(i)
+            n, real, grown_src, grown_tgt = 0, 0, s, t
+        n, longest_src, longest_tgt, real = n + 1, grown_src, grown_tgt, real + s + t
+    return ends + [len(src)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vectorized_cut_equals_the_greedy_rule_example_by_example(seed):
+    generator = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 4000, (), generator=generator))
+    src = torch.randint(1, 80, (n,), generator=generator)
+    tgt = (src + torch.randint(-6, 7, (n,), generator=generator)).clamp(min=1)
+    src[:: max(1, n // 3)] = 700  # a few examples over any budget below
+    budget = {"batch_size": 1 + seed * 20} if seed % 2 else {"max_tokens": 100 + seed * 400}
+    sampler = BucketBatchSampler(src.tolist(), tgt.tolist(), seed=seed, **budget)
+    order = sampler.examples
+    assert sorted(order.tolist()) == list(range(n))
+    assert sampler.bounds[1:].tolist() == greedy_cut(src[order].tolist(), tgt[order].tolist(), **budget)
+
+
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (2, 4), (1, 3), (4, 2), (3, 3)])
+def test_a_resumed_epoch_on_another_number_of_ranks_sees_every_batch_once(lengths, before, after):
+    """Stopped after k lockstep batches on `before` ranks, resumed from rank 0's state on `after`: the
+    epoch's batches are each trained once, except the fewer than `after` a trimmed epoch leaves out."""
+    src, tgt = lengths
+
+    def ranks(world):
+        return [BucketBatchSampler(src, tgt, max_tokens=300, seed=5, num_replicas=world, rank=r) for r in range(world)]
+
+    first = ranks(before)
+    for sampler in first:
+        sampler.set_epoch(3)
+    iterators = [iter(sampler) for sampler in first]
+    k = len(first[0]) // 3
+    seen = [next(iterator) for _ in range(k) for iterator in iterators]
+    state = first[0].state_dict()
+    assert state["done"] == first[0].done(k) == k * before
+
+    second = ranks(after)
+    for sampler in second:
+        sampler.load_state_dict(state)
+    left = [sampler.batches_left() for sampler in second]
+    rest = [list(sampler) for sampler in second]
+    assert [len(r) for r in rest] == left and len(set(left)) == 1  # lockstep again
+    # One more batch each after the resumed pass's first (Lightning's count: len - left) is `after` more done.
+    assert [s.done(len(s) - n + 1) for s, n in zip(second, left)] == [k * before + after] * after
+    seen += [batch for r in rest for batch in r]
+
+    examples = [i for batch in seen for i in batch]
+    assert len(examples) == len(set(examples))  # no example twice
+    left_out = first[0].num_batches - len(seen)
+    assert 0 <= left_out < after
+    assert all(s.epoch == 3 for s in second)
+    sizes = np.diff(first[0].bounds)
+    assert len(examples) >= len(src) - left_out * sizes.max()

@@ -19,8 +19,20 @@ from datamodules.translation_datamodule import TranslationDataModule
 from tests.conftest import run_zoo, toy_pairs
 from tests.wandb_records import history_rows
 
-DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
-ONE = ["--trainer.strategy", "auto", "--trainer.devices", "1", "--trainer.accelerator", "cpu"]
+
+def processes(n: int) -> list[str]:
+    """`zoo fit` flags for ``n`` CPU processes on this machine (DDP over gloo), or one without DDP."""
+    return [
+        "--trainer.strategy",
+        "ddp" if n > 1 else "auto",
+        "--trainer.devices",
+        str(n),
+        "--trainer.accelerator",
+        "cpu",
+    ]
+
+
+DDP, ONE = processes(2), processes(1)
 
 
 def zoo(*args, cwd):
@@ -28,7 +40,8 @@ def zoo(*args, cwd):
     assert done.returncode == 0, done.stderr[-4000:]
 
 
-def write_config(path, record_dir, model, data, callbacks=(), **trainer) -> str:
+def write_config(path, record_dir, model, data, callbacks=(), checkpoint=None, **trainer) -> str:
+    """A run recording what each rank trained on into ``record_dir``; ``checkpoint``: more ModelCheckpoint options."""
     config = {
         "seed_everything": 3,
         "trainer": {
@@ -42,7 +55,7 @@ def write_config(path, record_dir, model, data, callbacks=(), **trainer) -> str:
                 {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
                 {
                     "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True},
+                    "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True, **(checkpoint or {})},
                 },
             ],
             **trainer,
@@ -64,7 +77,7 @@ def assert_same_metrics(ddp: dict, single: dict) -> None:
         assert ddp[name] == pytest.approx(single[name], rel=1e-5), name
 
 
-def char_rnn_config(tmp_path, run: str, corpus, mode: str, seq_len: int, batch_size: int) -> str:
+def char_rnn_config(tmp_path, run: str, corpus, mode: str, seq_len: int, batch_size: int, checkpoint=None) -> str:
     """A tiny CharRNN run recording into ``tmp_path/run``, with the hidden-state handling of its mode."""
     model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 16, "num_layers": 1}}
     data = {
@@ -83,7 +96,7 @@ def char_rnn_config(tmp_path, run: str, corpus, mode: str, seq_len: int, batch_s
             "init_args": {"mode": "preserve" if mode == "stateful" else "reset"},
         }
     ]
-    return write_config(tmp_path / f"{run}.yaml", tmp_path / run, model, data, hidden)
+    return write_config(tmp_path / f"{run}.yaml", tmp_path / run, model, data, hidden, checkpoint)
 
 
 def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
