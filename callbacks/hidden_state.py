@@ -16,7 +16,9 @@ back to it. This callback then:
 Gradient accumulation and clipping need nothing special: each batch still runs its own
 backward pass, and the state is detached after it. Checkpoints carry the training state,
 so a run resumed mid-epoch continues from the state it had (with data that continues
-where it stopped, such as CharDataModule's stateful streams).
+where it stopped, such as CharDataModule's stateful streams). Under DDP each process's state
+is saved (gathered by rank) and each takes its own back; a mid-epoch state cannot move to
+another number of processes, whose streams are other text, and is refused.
 """
 
 from __future__ import annotations
@@ -74,10 +76,26 @@ class HiddenStateCallback(Callback):
         state = self._training_state if self._in_validation else getattr(pl_module, self.attribute)
         if training_position(trainer).get("batches_done") == 0:
             state = None  # written at an epoch's end: the next epoch starts from zero
+        if trainer.world_size > 1:
+            # Each process carries its own streams' state; one process writes the file. So all of them are kept,
+            # stacked by rank (every rank saves, so the gather is collective), and each rank takes back its own.
+            ranks = trainer.strategy.all_gather(torch.tensor(int(state is not None), device=pl_module.device))
+            state = pl_module.all_gather(state) if bool(ranks.all()) else None
+            checkpoint["carried_hidden_state_ranks"] = trainer.world_size
         checkpoint["carried_hidden_state"] = state
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        self._set(pl_module, checkpoint.get("carried_hidden_state"))
+        state, ranks = checkpoint.get("carried_hidden_state"), checkpoint.get("carried_hidden_state_ranks", 1)
+        if state is not None and ranks != trainer.world_size:
+            raise ValueError(
+                f"this checkpoint carries the hidden states of a stateful run on {ranks} process(es), written "
+                f"mid-epoch; they belong to that run's text streams, so on {trainer.world_size} it cannot continue "
+                f"exactly. Fix: resume on {ranks} process(es) (--trainer.devices x --trainer.num_nodes), or start a "
+                f"new run from its weights with --pretrained CHECKPOINT."
+            )
+        if state is not None and ranks > 1:
+            state = apply_to_collection(state, torch.Tensor, lambda stacked: stacked[trainer.global_rank].clone())
+        self._set(pl_module, state)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.mode == "reset":

@@ -3,12 +3,14 @@ epoch: across the interruption no training example is seen twice and none is ski
 one batch per process that an epoch dealt to the new number leaves over, as every epoch does).
 
 Real `zoo fit` runs (DDP over gloo on this CPU), recording every rank's batches (tests/batch_recorder.py).
-The stateful char-RNN, whose carried hidden states belong to the old run's text streams, is refused instead.
+The stateful char-RNN, whose carried hidden states belong to the old run's text streams, is refused there, and
+resumes exactly on as many processes (every rank's carried state is in the checkpoint).
 """
 
 from collections import Counter
 
 import pytest
+import torch
 
 from datamodules.char_batches import Windows, WindowSampler
 from datamodules.char_datamodule import CharDataModule
@@ -127,3 +129,23 @@ def test_a_stateful_char_rnn_is_refused_on_another_number_of_processes(tmp_path,
     last = done.stderr.strip().splitlines()[-1]
     assert "stateful run on 2 process(es)" in last and "resume on 2 process(es)" in last and "--pretrained" in last
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow  # three DDP runs: ~35 s
+def test_a_stateful_char_rnn_resumes_exactly_on_as_many_processes(tmp_path, small_corpus):
+    """Each process carries its own streams' hidden state: the checkpoint keeps every rank's, and each rank takes
+    its own back, so the resumed run ends with the weights of an uninterrupted one."""
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir(), interrupted.mkdir()
+    zoo("fit", "--config", char_run(straight, small_corpus, "stateful"), *processes(2), cwd=straight)
+    config = char_run(interrupted, small_corpus, "stateful")
+    checkpoint = interrupted_run(interrupted, config, 2)
+    assert read_checkpoint(checkpoint)["carried_hidden_state_ranks"] == 2
+    zoo("fit", "--config", config, *processes(2), "--ckpt_path", checkpoint, cwd=interrupted)
+
+    steps = sorted(int(p.stem.split("step=")[1]) for p in (straight / "ckpt").glob("*step=*.ckpt"))
+    assert steps[-1] > 5 * STOP  # the comparison is well after the resume
+    ours = read_checkpoint(interrupted / "ckpt" / f"epoch=0-step={steps[-1]}.ckpt")["state_dict"]
+    theirs = read_checkpoint(straight / "ckpt" / f"epoch=0-step={steps[-1]}.ckpt")["state_dict"]
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]), f"{name} differs after resuming"
