@@ -50,6 +50,7 @@ class RecordBatches(Callback):
         record = {
             "world_size": trainer.world_size,
             "global_step": trainer.global_step,
+            "cache_written": list(getattr(trainer.datamodule, "written", [])),  # what this process wrote there
             "batches": self.batches,
             "epoch_indices": self.epoch_indices,
             "val": self.val_metrics,
