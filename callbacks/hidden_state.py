@@ -74,8 +74,8 @@ class HiddenStateCallback(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         # During validation the attribute holds validation's state; the training state is aside.
         state = self._training_state if self._in_validation else getattr(pl_module, self.attribute)
-        if training_position(trainer).get("batches_done") == 0:
-            state = None  # written at an epoch's end: the next epoch starts from zero
+        if self.mode == "reset" or training_position(trainer).get("batches_done") == 0:
+            state = None  # nothing carries over: stateless, or written at an epoch's end (the next starts from zero)
         if trainer.world_size > 1:
             # Each process carries its own streams' state; one process writes the file. So all of them are kept,
             # stacked by rank (every rank saves, so the gather is collective), and each rank takes back its own.
