@@ -31,7 +31,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning_utilities.core.apply_func import apply_to_collection
 
-from datamodules.training_position import training_position
+from datamodules.training_position import stateful_world_refusal, training_position
 
 MODE_FOR_DATA = {"stateful": "preserve", "stateless": "reset"}  # CharDataModule's mode -> the callback's
 
@@ -87,12 +87,7 @@ class HiddenStateCallback(Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         state, ranks = checkpoint.get("carried_hidden_state"), checkpoint.get("carried_hidden_state_ranks", 1)
         if state is not None and ranks != trainer.world_size:
-            raise ValueError(
-                f"this checkpoint carries the hidden states of a stateful run on {ranks} process(es), written "
-                f"mid-epoch; they belong to that run's text streams, so on {trainer.world_size} it cannot continue "
-                f"exactly. Fix: resume on {ranks} process(es) (--trainer.devices x --trainer.num_nodes), or start a "
-                f"new run from its weights with --pretrained CHECKPOINT."
-            )
+            raise ValueError(stateful_world_refusal(ranks, trainer.world_size))
         if state is not None and ranks > 1:
             state = apply_to_collection(state, torch.Tensor, lambda stacked: stacked[trainer.global_rank].clone())
         self._set(pl_module, state)

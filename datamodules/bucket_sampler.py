@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from datamodules.training_position import dealt
+
 MAX_PADDING = 0.03  # share of a batch's padded tokens that may be padding, once it is ...
 MIN_FILL = 0.5  # ... at least this full (of max_tokens or batch_size)
 
@@ -107,9 +109,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self._next_epoch = epoch
 
     def _dealt(self, remaining: int) -> range:
-        """Positions, in the rest of the order (``remaining`` batches), of this rank's batches."""
-        usable = remaining - remaining % self.num_replicas if self.even_shards else remaining
-        return range(self.rank, usable, self.num_replicas)
+        return dealt(remaining, self.rank, self.num_replicas, self.even_shards)
 
     def _rank_batches(self) -> list[int]:
         order = np.arange(self.num_batches)

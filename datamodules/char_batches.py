@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, IterableDataset
 
 from datamodules.sources import CorpusError
+from datamodules.training_position import ceil_div, dealt
 
 
 class StreamBatches(IterableDataset):
@@ -88,18 +89,17 @@ class WindowSampler(DistributedSampler):
         self.resume_at = 0  # where the next pass starts (set for a mid-epoch resume, used once)
 
     def _dealt(self, remaining: int) -> range:
-        """Positions, in the rest of the epoch's order (``remaining`` items), of this rank's items."""
-        usable = remaining - remaining % self.num_replicas if self.shuffle else remaining
-        return range(self.rank, usable, self.num_replicas)
+        return dealt(remaining, self.rank, self.num_replicas, self.shuffle)
 
     def batches_left(self, batch_size: int) -> int:
         """This rank's batches of ``batch_size`` in the next pass."""
-        return -(-len(self._dealt(len(self.dataset) - self.resume_at)) // batch_size)
+        return ceil_div(len(self._dealt(len(self.dataset) - self.resume_at)), batch_size)
 
     def done(self, rank_batches: int, batch_size: int) -> int:
         """Items of this pass's epoch done by all ranks once each has trained ``rank_batches`` full batches of
         the epoch (counting, as Lightning does, the batches a resumed pass starts after)."""
-        whole, left = -(-len(self) // batch_size), -(-len(self._dealt(len(self.dataset) - self.start)) // batch_size)
+        whole = ceil_div(len(self), batch_size)
+        left = ceil_div(len(self._dealt(len(self.dataset) - self.start)), batch_size)
         return self.start + (rank_batches - (whole - left)) * batch_size * self.num_replicas
 
     def __iter__(self):

@@ -15,7 +15,7 @@ from datamodules.char_vocab import CharVocab
 from datamodules.checks import require_in, require_positive
 from datamodules.sources import CorpusError
 from datamodules.text_corpus import load_text, local_copy
-from datamodules.training_position import restate_progress, training_position
+from datamodules.training_position import ceil_div, restate_progress, stateful_world_refusal, training_position
 
 
 class CharDataModule(L.LightningDataModule):
@@ -133,13 +133,7 @@ class CharDataModule(L.LightningDataModule):
             done = position.get("batches_done", 0)
             saved_world = position.get("world_size", world)  # (checkpoints before it was saved: the same)
             if done and saved_world != world:
-                raise CorpusError(
-                    f"this checkpoint stopped mid-epoch in a stateful run on {saved_world} process(es), whose "
-                    f"carried hidden states belong to its {saved_world} x {self.batch_size} text streams; on "
-                    f"{world} the text is cut into other streams, so it cannot continue exactly. Fix: resume on "
-                    f"{saved_world} process(es) (--trainer.devices x --trainer.num_nodes), or start a new run "
-                    f"from its weights with --pretrained CHECKPOINT."
-                )
+                raise CorpusError(stateful_world_refusal(saved_world, world))
             self.train_set.resume_at = done
             if position:
                 restate_progress(self.trainer, done or len(self.train_set))
@@ -151,7 +145,7 @@ class CharDataModule(L.LightningDataModule):
             # Checkpoints before resuming on another number of processes counted one rank's batches.
             done = position.get("windows_done", position.get("batches_done", 0) * self.batch_size * world)
             sampler.resume_at = done
-            whole = -(-len(sampler) // self.batch_size)  # the loader's length: the last batch may be short
+            whole = ceil_div(len(sampler), self.batch_size)  # the loader's length: the last batch may be short
             restate_progress(self.trainer, whole - sampler.batches_left(self.batch_size) if done else whole)
         return self._loader(self.train_set, sampler)
 

@@ -32,6 +32,29 @@ def training_position(trainer: L.Trainer | None) -> dict[str, int]:
     return {"epoch": epoch, "batches_done": done}
 
 
+def dealt(remaining: int, rank: int, world_size: int, even: bool) -> range:
+    """Positions, in the rest of an epoch's order (``remaining`` items or batches), of ``rank``'s share: every
+    ``world_size``-th from the rank, as a fresh epoch is dealt. ``even`` (training) first trims the rest to a
+    multiple of ``world_size``, so every rank takes as many steps; evaluation gives each item to exactly one rank."""
+    usable = remaining - remaining % world_size if even else remaining
+    return range(rank, usable, world_size)
+
+
+def ceil_div(n: int, d: int) -> int:
+    """Batches of ``d`` that ``n`` items make, the last one possibly short."""
+    return -(-n // d)
+
+
+def stateful_world_refusal(saved_world: int, world: int) -> str:
+    """Why a stateful run stopped mid-epoch cannot resume on another number of processes, and the fix."""
+    return (
+        f"this checkpoint stopped mid-epoch in a stateful run on {saved_world} process(es), whose carried hidden "
+        f"states belong to that run's text streams; on {world} the text is cut into other streams, so it cannot "
+        f"continue exactly. Fix: resume on {saved_world} process(es) (--trainer.devices x --trainer.num_nodes), or "
+        f"start a new run from its weights with --pretrained CHECKPOINT."
+    )
+
+
 def restate_progress(trainer: L.Trainer | None, batches_done: int) -> None:
     """Make Lightning's restored count of this epoch's batches ``batches_done`` (this run's count: the epoch's
     batches per rank less those the resumed pass has left; all of them where the saved epoch had ended). Every
