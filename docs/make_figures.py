@@ -159,7 +159,9 @@ def padding(quick: bool) -> Made:
 def output_layer_seconds(width: int, vocabulary: int, tokens: int = 4000) -> float:
     """Median time of the output layer's forward and backward for one batch of ``tokens`` target tokens."""
     features = torch.randn(tokens, width, requires_grad=True)
-    weight = torch.randn(vocabulary, width, requires_grad=True)
+    # Scaled as a trained layer's (logits of order 1): unit-variance weights make logits of order sqrt(width),
+    # whose softmax underflows to denormal floats, and the backward then times denormal arithmetic (20x slower).
+    weight = (torch.randn(vocabulary, width) * width**-0.5).requires_grad_()
     targets = torch.randint(vocabulary, (tokens,))
     times = []
     for _ in range(5):
