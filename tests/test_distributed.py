@@ -129,6 +129,7 @@ def test_stateful_char_rnn_under_ddp(tmp_path, small_corpus):
     assert_same_metrics(ranks[0]["val"], records(tmp_path / "one")[0]["val"])
 
 
+@pytest.mark.slow  # ~13 s; DDP char windows also run in the slow resume-on-another-world tests
 def test_stateless_char_windows_under_ddp(tmp_path, small_corpus):
     seq_len, batch_size = 16, 16
     zoo(

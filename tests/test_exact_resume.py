@@ -124,7 +124,7 @@ def check_resume(tmp_path, make_config, resume_step: int, batches: int, mid_epoc
 
 # 20,000 training characters in 190 streams of 16-character windows: 6 batches per epoch.
 # Resume mid-epoch 1, and from a checkpoint written at the last batch of epoch 0.
-@pytest.mark.parametrize("resume_step, mid_epoch", [(8, True), (6, False)])
+@pytest.mark.parametrize("resume_step, mid_epoch", [(8, True), pytest.param(6, False, marks=pytest.mark.slow)])
 def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step, mid_epoch):
     def make_config(folder):
         model = {"class_path": "zoo.CharRNN", "init_args": {"hidden_size": 24, "num_layers": 2, "dropout": 0.3}}

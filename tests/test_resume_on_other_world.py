@@ -59,9 +59,10 @@ def toy_corpus(tmp_path_factory):
     return unique_toy_corpus(tmp_path_factory.mktemp("data") / "toy")
 
 
+@pytest.mark.slow  # ~15 s a run; the dealing rule itself is tested in tests/test_bucket_sampler.py
 @pytest.mark.parametrize(
     ("before", "after"),
-    [(1, 2), pytest.param(2, 1, marks=pytest.mark.slow), pytest.param(2, 4, marks=pytest.mark.slow)],
+    [(1, 2), (2, 1), (2, 4)],
 )
 def test_bucketed_translation_resumes_on_another_number_of_processes(tmp_path, toy_corpus, before, after):
     (tmp_path / "toy").symlink_to(toy_corpus)
