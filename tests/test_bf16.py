@@ -59,3 +59,36 @@ def test_lstm_models_run_under_cpu_bf16_autocast():
         loss.backward()
         (best,) = model.generate(batch["src"], batch["src_pad_mask"], strategy="beam", beam_size=2, max_len=4)[0]
     assert math.isfinite(loss.item()) and len(best.tokens) <= 4
+
+
+def test_training_under_cpu_autocast_attends_in_fp32_and_decoding_in_bf16():
+    """torch's CPU flash-attention backward is 8x slower in bf16, so training attends in fp32; autocast must not
+    cast the inputs back (it did: scaled_dot_product_attention is on its bf16 list). Decoding keeps bf16."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from datamodules.collate import collate_pairs
+    from zoo import Transformer
+
+    class AttentionInputs(TorchDispatchMode):
+        """The dtypes the attention kernels receive, as the dispatcher hands them over (after autocast)."""
+
+        def __init__(self):
+            super().__init__()
+            self.dtypes = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if "scaled_dot_product" in func.__name__ and "backward" not in func.__name__:
+                self.dtypes.add(args[0].dtype)
+            return func(*args, **(kwargs or {}))
+
+    model = Transformer(12, 12, d_model=16, heads=2, encoder_layers=1, decoder_layers=1, ffn_dim=32)
+    batch = collate_pairs([{"src_ids": [4, 5, 6], "tgt_ids": [7, 8]}, {"src_ids": [9], "tgt_ids": [5, 6, 7]}])
+    training, decoding = AttentionInputs(), AttentionInputs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with training:
+            total, count = model.sequence_loss(batch)
+        (total / count).backward()
+        with torch.no_grad(), decoding:
+            model.generate(batch["src"], batch["src_pad_mask"], strategy="greedy", max_len=3)
+    assert training.dtypes == {torch.float32}
+    assert decoding.dtypes == {torch.bfloat16}

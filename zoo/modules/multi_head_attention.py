@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,22 +44,28 @@ class MultiHeadAttention(nn.Module):
         B, T, D = x.shape
         S = keys.shape[2]
         q = self.split_heads(self.query(x))  # (B, H, T, D/H)
-        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled():
+        fp32_attention = q.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
+        if fp32_attention:
             # Training under CPU bf16 autocast attends in fp32: torch's CPU flash-attention backward is 8x slower
-            # in bf16 than in fp32 (BENCHMARKS.md, "bf16 on the CPU"); its forward is as fast either way.
+            # in bf16 than in fp32 (BENCHMARKS.md, "bf16 on the CPU"); its forward is as fast either way. Autocast
+            # is off around it too, since autocast would cast fp32 inputs of scaled_dot_product_attention back.
             q, keys, values = q.float(), keys.float(), values.float()
-        if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
-            out = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
-        else:
-            allowed = None  # bool (B, 1, T, S), True where attention may look
-            if key_pad_mask is not None:
-                allowed = ~key_pad_mask[:, None, None, :]
-            if causal and T > 1:  # (one query, the newest position, may see every key)
-                # query t sits at position S - T + t (earlier positions may come from the cache)
-                future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
-                allowed = ~future if allowed is None else allowed & ~future
-            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
+        with torch.autocast("cpu", enabled=False) if fp32_attention else contextlib.nullcontext():
+            out = self._attend(q, keys, values, key_pad_mask, causal, T, S)
         return self.out(out.transpose(1, 2).reshape(B, T, D))
+
+    @staticmethod
+    def _attend(q, keys, values, key_pad_mask, causal: bool, T: int, S: int) -> torch.Tensor:
+        if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
+            return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+        allowed = None  # bool (B, 1, T, S), True where attention may look
+        if key_pad_mask is not None:
+            allowed = ~key_pad_mask[:, None, None, :]
+        if causal and T > 1:  # (one query, the newest position, may see every key)
+            # query t sits at position S - T + t (earlier positions may come from the cache)
+            future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
+            allowed = ~future if allowed is None else allowed & ~future
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
 
     def weights(
         self, x: torch.Tensor, keys: torch.Tensor, key_pad_mask: torch.Tensor | None = None, causal: bool = False
@@ -72,6 +80,6 @@ class MultiHeadAttention(nn.Module):
         if causal:  # query t sits at position S - T + t, as in forward
             T, S = x.shape[1], keys.shape[2]
             scores = scores.masked_fill(
-                torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1), float("-inf")
+                torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1), float("-inf")
             )
         return scores.softmax(dim=-1).mean(dim=1)
