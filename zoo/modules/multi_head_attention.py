@@ -42,7 +42,6 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """x (B, T, D) attends to keys/values (B, H, S, D/H); pads (B, S) and, if causal, the future are masked."""
         B, T, D = x.shape
-        S = keys.shape[2]
         q = self.split_heads(self.query(x))  # (B, H, T, D/H)
         fp32_attention = q.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
         if fp32_attention:
@@ -51,11 +50,13 @@ class MultiHeadAttention(nn.Module):
             # is off around it too, since autocast would cast fp32 inputs of scaled_dot_product_attention back.
             q, keys, values = q.float(), keys.float(), values.float()
         with torch.autocast("cpu", enabled=False) if fp32_attention else contextlib.nullcontext():
-            out = self._attend(q, keys, values, key_pad_mask, causal, T, S)
+            out = self._attend(q, keys, values, key_pad_mask, causal)
         return self.out(out.transpose(1, 2).reshape(B, T, D))
 
     @staticmethod
-    def _attend(q, keys, values, key_pad_mask, causal: bool, T: int, S: int) -> torch.Tensor:
+    def _attend(q, keys, values, key_pad_mask, causal: bool) -> torch.Tensor:
+        """Scaled dot-product attention of q (B, H, T, D/H) over keys/values (B, H, S, D/H), masked."""
+        T, S = q.shape[2], keys.shape[2]
         if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
             return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
         allowed = None  # bool (B, 1, T, S), True where attention may look
