@@ -9,6 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def future_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
+    """(T, S) bool, True where a query may not look: query t sits at position S - T + t (earlier positions may
+    come from the key/value cache), so it sees keys 0 .. S - T + t."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).triu(S - T + 1)
+
+
 class MultiHeadAttention(nn.Module):
     """No dropout on the attention weights, as in Vaswani et al. (see transformer_layers)."""
 
@@ -63,8 +69,7 @@ class MultiHeadAttention(nn.Module):
         if key_pad_mask is not None:
             allowed = ~key_pad_mask[:, None, None, :]
         if causal and T > 1:  # (one query, the newest position, may see every key)
-            # query t sits at position S - T + t (earlier positions may come from the cache)
-            future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
+            future = future_mask(T, S, q.device)
             allowed = ~future if allowed is None else allowed & ~future
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
 
@@ -78,9 +83,6 @@ class MultiHeadAttention(nn.Module):
         scores = q @ keys.transpose(-2, -1) / keys.shape[-1] ** 0.5  # (B, H, T, S)
         if key_pad_mask is not None:
             scores = scores.masked_fill(key_pad_mask[:, None, None, :], float("-inf"))
-        if causal:  # query t sits at position S - T + t, as in forward
-            T, S = x.shape[1], keys.shape[2]
-            scores = scores.masked_fill(
-                torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1), float("-inf")
-            )
+        if causal:
+            scores = scores.masked_fill(future_mask(x.shape[1], keys.shape[2], q.device), float("-inf"))
         return scores.softmax(dim=-1).mean(dim=1)
