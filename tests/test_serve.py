@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -14,6 +15,7 @@ import zoo
 from tests.conftest import REPO, _zoo_env, readline_within
 from zoo.demo import handlers
 from zoo.hub.pretrained import registry
+from zoo.serving.engine import DecodeEngine
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TRANSLATOR, CHAR_RNN = "transformer-multi30k-en-fr", "char-rnn-shakespeare"
@@ -21,6 +23,7 @@ TRANSLATOR, CHAR_RNN = "transformer-multi30k-en-fr", "char-rnn-shakespeare"
 
 def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
     model, limits = zoo.load_pretrained(TRANSLATOR), handlers.Limits(source_chars=40)
+    translator = DecodeEngine(model)
     for text, beam, n, message in (
         ("   \n", 5, 1, "nothing to translate"),
         ("a" * 41, 5, 1, "at most 40"),
@@ -28,14 +31,22 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
         ("A dog.", 2, 3, r"1 to beam size \(2\)"),
     ):
         with pytest.raises(handlers.RequestError, match=message):
-            handlers.translate(model, text, beam, n, limits)
-    result = handlers.translate(model, "A dog\nruns.", 4, 3, limits)  # lines join into one sentence
+            handlers.translate(translator, text, beam, n, limits)
+    result = handlers.translate(translator, "A dog\nruns.", 4, 3, limits)  # lines join into one sentence
     assert len(result.n_best) == len(result.details) == 3 and result.best == result.n_best[0][0]
     assert handlers.attention_image(result.details[2]).size[0] > 100  # each hypothesis has its own heatmap
 
     char_rnn = zoo.load_pretrained(CHAR_RNN)
     generate = lambda prompt, length, **o: handlers.generate(  # noqa: E731
-        char_rnn, prompt, length, o.get("strategy", "sample"), o.get("t", 0.8), 0, 1.0, 0, handlers.Limits()
+        DecodeEngine(char_rnn),
+        prompt,
+        length,
+        o.get("strategy", "sample"),
+        o.get("t", 0.8),
+        0,
+        1.0,
+        0,
+        handlers.Limits(),
     )
     for prompt, length, options, message in (
         ("", 10, {}, "prompt is empty"),
@@ -46,6 +57,9 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
         with pytest.raises(handlers.RequestError, match=message):
             generate(prompt, length, **options)
     assert generate("ROMEO:", 10) == generate("ROMEO:", 10) and len(generate("ROMEO:", 10)) == 16  # seeded
+    assert generate("ROMEO:", 10) == "ROMEO:" + char_rnn.generate_text(
+        "ROMEO:", 10, strategy="sample", temperature=0.8, seed=0
+    )
 
     for served, text, n, steps, message in (
         (model, " \n", 3, 10, "nothing to search from"),
@@ -61,12 +75,43 @@ def test_requests_are_held_to_limits_with_messages_that_say_what_to_do():
 
 @pytest.mark.parametrize("name", sorted(n for n, entry in registry().items() if entry["class_path"] == "zoo.Seq2Seq"))
 def test_a_shipped_seq2seq_translation_shows_its_attention_heatmap_as_the_transformers_does(name):
-    result = handlers.translate(zoo.load_pretrained(name), "A dog runs in the snow.", 3, 2, handlers.Limits())
+    result = handlers.translate(
+        DecodeEngine(zoo.load_pretrained(name)), "A dog runs in the snow.", 3, 2, handlers.Limits()
+    )
     for detail in result.details:
         weights = detail["attention"]  # (target pieces, source pieces): where each target piece looked
         assert weights.shape[1] == len(detail["src"]) and weights.shape[0] >= len(detail["tgt"])
         torch.testing.assert_close(weights.sum(-1), torch.ones(len(weights)))
         assert handlers.attention_image(detail).size[0] > 100
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_the_page_serves_many_people_at_once_each_getting_what_it_would_get_alone(beam):
+    """Requests from several users at once join one batch on the engine; each gets the translations, scores and
+    attention of translating its sentence alone (greedy; beam search runs the jobs admitted together as one)."""
+    model = zoo.load_pretrained(TRANSLATOR)
+    engine, sentences = DecodeEngine(model), [f"A dog runs in the snow {'very ' * i}fast." for i in range(8)]
+    start, results = threading.Barrier(len(sentences)), {}
+
+    def user(i: int) -> None:
+        start.wait()
+        results[i] = handlers.translate(engine, sentences[i], beam, min(beam, 2), handlers.Limits())
+
+    users = [threading.Thread(target=user, args=(i,)) for i in range(len(sentences))]
+    for thread in users:
+        thread.start()
+    for thread in users:
+        thread.join(timeout=120)
+    options = {"strategy": "greedy"} if beam == 1 else {"strategy": "beam", "beam_size": beam, "n_best": 2}
+    for i, sentence in enumerate(sentences):
+        alone = model.translate_n_best([sentence], truncate=True, attention=True, **options)[0]
+        assert [t for t, _ in results[i].n_best] == [t for t, _, _ in alone]
+        assert [s for _, s in results[i].n_best] == pytest.approx([s for _, s, _ in alone], abs=1e-3)
+        for detail, (*_, expected) in zip(results[i].details, alone):
+            assert detail["src"] == expected["src"] and detail["tgt"] == expected["tgt"]
+            torch.testing.assert_close(detail["attention"], expected["attention"], atol=1e-4, rtol=1e-4)
+    if beam == 1:
+        assert engine.most_rows > 1  # the users shared a batch
 
 
 def free_port() -> int:

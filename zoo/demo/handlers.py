@@ -1,6 +1,11 @@
 """What the demo page does with one request, apart from the page itself (zoo/demo/page.py): checks the input
 against limits that keep any request to seconds, decodes, and draws the attention of a hypothesis.
 
+Translations and generations decode on the model's ``DecodeEngine`` (zoo/serving/engine.py), as the HTTP API's
+do: the requests of many users at once join one running batch, and a request's answer is the one it would get
+alone. The engine records no attention, so a translation's heatmaps come from one teacher-forced pass over its
+hypotheses afterwards (``TranslationTask.attention_details``).
+
 Every refusal is a ``RequestError`` whose message the page shows as it is: it names the problem and the fix.
 """
 
@@ -9,12 +14,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import torch
 from PIL import Image
 
 from callbacks.translation_samples import attention_figure
 from zoo.demo.beam_tree_figure import beam_tree_figure
 from zoo.generation.beam_tree import beam_tree_of_text
 from zoo.generation.options import DecodingOptions
+from zoo.serving.engine import DecodeEngine, EngineFull, Job
+from zoo.tasks.translation_inputs import checked_sources
 
 
 class RequestError(ValueError):
@@ -23,7 +31,7 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per request, so that one request cannot hold the server for minutes (decoding runs one at a time)."""
+    """Per request, so that one request cannot hold the server for minutes."""
 
     source_chars: int = 500
     prompt_chars: int = 500
@@ -31,6 +39,7 @@ class Limits:
     beam_size: int = 10
     tree_beam_size: int = 5  # the beam-search view draws every extension: wider trees are unreadable
     tree_steps: int = 40
+    wait_seconds: float = 60.0  # a request still waiting for its answer then is dropped, with a message
 
 
 @dataclass
@@ -40,8 +49,9 @@ class TranslationResult:
     details: list[dict]  # per hypothesis: {"src", "tgt", "attention"} (zoo.tasks.translation)
 
 
-def translate(model, text: str, beam_size: int, n_best: int, limits: Limits) -> TranslationResult:
+def translate(engine: DecodeEngine, text: str, beam_size: int, n_best: int, limits: Limits) -> TranslationResult:
     """Beam size 1 decodes greedily. The text is one sentence: line breaks count as spaces."""
+    model = engine.model
     sentence = " ".join(str(text or "").split())
     if not sentence:
         raise RequestError("There is nothing to translate: type a sentence.")
@@ -59,12 +69,37 @@ def translate(model, text: str, beam_size: int, n_best: int, limits: Limits) -> 
         {"strategy": "greedy"} if beam_size == 1 else {"strategy": "beam", "beam_size": beam_size, "n_best": n_best}
     )
     try:
-        hypotheses = model.translate_n_best([sentence], truncate=True, attention=True, **options)[0]
+        [(ids, pieces)] = checked_sources(model.encode_sources([sentence]), model.max_source_tokens, truncate=True)
     except ValueError as error:  # e.g. a sentence with nothing the tokenizer keeps
         raise RequestError(str(error)) from error
-    return TranslationResult(
-        hypotheses[0][0], [(t, round(s, 4)) for t, s, _ in hypotheses], [d for *_, d in hypotheses]
+    job = decoded(engine, Job([model.bos_id], options, src=[*ids, model.eos_id]), limits)
+    found = (
+        [(h.tokens.tolist(), h.score) for h in job.hypotheses]
+        if job.hypotheses is not None
+        else [(job.tokens, job.score)]
     )
+    n_best_list = [(model.detokenize(torch.tensor(tokens, dtype=torch.long)), round(s, 4)) for tokens, s in found]
+    details = model.attention_details(ids, pieces, [tokens for tokens, _ in found])
+    return TranslationResult(n_best_list[0][0], n_best_list, details)
+
+
+def decoded(engine: DecodeEngine, job: Job, limits: Limits) -> Job:
+    """``job`` done on ``engine`` (this thread waits for it); a full queue, a bad option or a wait longer than
+    ``limits.wait_seconds`` is a RequestError that says so."""
+    try:
+        engine.submit(job)
+    except EngineFull as error:
+        raise RequestError(f"The page is busy ({error}). Try again in a few seconds.") from None
+    except ValueError as error:  # an option out of range, a length the model cannot hold
+        raise RequestError(str(error)) from error
+    if not job.finished.wait(limits.wait_seconds):
+        job.cancelled = True  # its rows leave the batch at the next step
+        raise RequestError(f"The answer took longer than {limits.wait_seconds:g} s. Try a shorter text, or later.")
+    if isinstance(job.error, ValueError):  # this input's own problem, e.g. too long for the model
+        raise RequestError(str(job.error)) from job.error
+    if job.error is not None:
+        raise job.error
+    return job
 
 
 def attention_image(detail: dict | None, title: str = "") -> Image.Image | None:
@@ -105,7 +140,7 @@ def beam_tree_image(model, text: str, beam_size: int, steps: int, limits: Limits
 
 
 def generate(
-    model,
+    engine: DecodeEngine,
     prompt: str,
     length: int,
     strategy: str,
@@ -116,6 +151,7 @@ def generate(
     limits: Limits,
 ) -> str:
     """The prompt and its continuation of ``length`` characters."""
+    model = engine.model
     prompt = str(prompt or "")
     if not prompt:
         raise RequestError("The prompt is empty: type a few characters to continue, e.g. ROMEO:")
@@ -124,7 +160,7 @@ def generate(
     length = int(length)
     if not 1 <= length <= limits.generated_chars:
         raise RequestError(f"Length must lie in 1..{limits.generated_chars} characters, got {length}.")
-    options = {"strategy": strategy}
+    options = {"strategy": strategy, "max_len": length}
     if strategy == "sample":
         options.update(
             temperature=float(temperature),
@@ -134,6 +170,8 @@ def generate(
         )
     try:
         DecodingOptions(**options).check()
-        return prompt + model.generate_text(prompt, length, **options)
+        ids = model.vocab.encode(prompt).tolist()
     except ValueError as error:  # an option out of range, or a character the model has never seen
         raise RequestError(str(error)) from error
+    job = decoded(engine, Job(ids, options), limits)
+    return prompt + model.vocab.decode(torch.tensor(job.tokens, dtype=torch.long))

@@ -1,9 +1,11 @@
 """The demo page (Gradio): one tab per model, translation or text generation, with the model's card beside it,
 and a "Beam search" view that draws the tree of the search for what the user types.
 
-Requests run one at a time (a 2-core CPU gains nothing from more) with a short queue; inputs are limited
-(zoo/demo/handlers.py) so that none takes more than seconds; a refused input shows its message on the page,
-and an unexpected failure a short message, never a traceback.
+Translations and generations decode on one DecodeEngine per model (zoo/serving/engine.py), the HTTP API's:
+the requests of many users at once are decoded in one batch, so the page serves them together; the beam-search
+view, a picture for one person at a time, runs one request at a time. Inputs are limited (zoo/demo/handlers.py)
+so that none takes more than seconds; a refused input shows its message on the page, and an unexpected failure
+a short message, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the
 import gradio as gr  # noqa: E402
 
 from zoo.demo import handlers  # noqa: E402
+from zoo.serving.engine import DecodeEngine  # noqa: E402
 
-QUEUE = 16  # requests waiting beyond this are refused at once, not queued for minutes
+QUEUE = 128  # requests waiting beyond this are refused at once, not queued for minutes
+# Requests handled at once per event: each holds one of Gradio's worker threads (40 in all, anyio's default)
+# while its job waits in the engine, whose batch they join.
+TOGETHER = 32
 
 
 @dataclass
@@ -41,7 +47,7 @@ def safely(function):
     return run
 
 
-def translation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
+def translation_tab(served: Served, engine: DecodeEngine, index: int, limits: handlers.Limits) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             source = gr.Textbox(
@@ -66,7 +72,7 @@ def translation_tab(served: Served, index: int, limits: handlers.Limits) -> None
             gr.Markdown(served.card)
 
     def run(text, beam, n):
-        result = handlers.translate(served.model, text, beam, n, limits)
+        result = handlers.translate(engine, text, beam, n, limits)
         labels = [str(i + 1) for i in range(len(result.n_best))]
         image = handlers.attention_image(result.details[0], "translation 1")
         table = [[t, s] for t, s in result.n_best]
@@ -77,12 +83,14 @@ def translation_tab(served: Served, index: int, limits: handlers.Limits) -> None
             return None
         return handlers.attention_image(kept[number], f"translation {number + 1}")
 
-    button.click(safely(run), [source, beam_size, n_best], [best, n_best_table, chosen, heatmap, details])
-    source.submit(safely(run), [source, beam_size, n_best], [best, n_best_table, chosen, heatmap, details])
+    outputs = [best, n_best_table, chosen, heatmap, details]
+    together = {"concurrency_limit": TOGETHER, "concurrency_id": f"translate-{index}"}  # one limit for both events
+    button.click(safely(run), [source, beam_size, n_best], outputs, **together)
+    source.submit(safely(run), [source, beam_size, n_best], outputs, **together)
     chosen.input(safely(show), [chosen, details], heatmap)
 
 
-def generation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
+def generation_tab(served: Served, engine: DecodeEngine, index: int, limits: handlers.Limits) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -102,9 +110,10 @@ def generation_tab(served: Served, index: int, limits: handlers.Limits) -> None:
             gr.Markdown(served.card)
 
     def run(*values):
-        return handlers.generate(served.model, *values, limits)
+        return handlers.generate(engine, *values, limits)
 
-    button.click(safely(run), [prompt, length, strategy, temperature, top_k, top_p, seed], text)
+    inputs = [prompt, length, strategy, temperature, top_k, top_p, seed]
+    button.click(safely(run), inputs, text, concurrency_limit=TOGETHER)
 
 
 def beam_search_tab(served: Served, index: int, limits: handlers.Limits) -> None:
@@ -144,7 +153,8 @@ def build_page(models: list[Served], limits: handlers.Limits | None = None) -> g
                 with gr.Tab(served.name, id=index), gr.Tabs():
                     translator = hasattr(served.model, "translate_n_best")
                     with gr.Tab("Translate" if translator else "Generate"):
-                        (translation_tab if translator else generation_tab)(served, index, limits)
+                        tab = translation_tab if translator else generation_tab
+                        tab(served, DecodeEngine(served.model), index, limits)
                     with gr.Tab("Beam search"):
                         beam_search_tab(served, index, limits)
     return page.queue(default_concurrency_limit=1, max_size=QUEUE)

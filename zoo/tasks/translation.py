@@ -21,6 +21,7 @@ from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import SpecialIds, decode
+from zoo.generation.options import Hypothesis
 from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
 from zoo.tasks.freezable_parts import FreezableParts
@@ -154,6 +155,27 @@ class TranslationTask(CheckedCheckpoints, FreezableParts, ABC):
         return [
             [(self.detokenize(h.tokens), h.score, self._attention_detail(pieces, h)) for h in hypotheses]
             for (_, pieces), hypotheses in zip(checked, results)
+        ]
+
+    @torch.no_grad()
+    def attention_details(self, src_ids: list[int], src_pieces: list[str], hypotheses: list[list[int]]) -> list[dict]:
+        """The attention behind each of ``hypotheses`` (token ids) of one source (its ids, <eos> excluded, and
+        pieces), as ``translate_n_best(attention=True)`` reports it, recomputed in one teacher-forced pass: for
+        decoders that do not record it as they go (the server's engine, zoo/serving/engine.py). The rows are
+        padded at the end, where the causal decoder's earlier positions cannot see it."""
+        n, longest = len(hypotheses), max(len(tokens) for tokens in hypotheses)
+        batch = self._collate_sources([(src_ids, src_pieces)] * n)
+        src, mask = batch["src"].to(self.device), batch["src_pad_mask"].to(self.device)
+        inputs = torch.full((n, longest), self.special_ids.pad, dtype=torch.long)
+        for row, tokens in enumerate(hypotheses):  # the input behind each token: <bos>, then the tokens before it
+            inputs[row, : len(tokens)] = torch.tensor([self.bos_id, *tokens[:-1]])
+        _, _, weights = self.decode(inputs.to(self.device), self.init_state(self.encode(src, mask), mask, n), True)
+        return [
+            self._attention_detail(
+                src_pieces,
+                Hypothesis(torch.tensor(tokens), 0.0, 0.0, None if weights is None else weights[row, : len(tokens)]),
+            )
+            for row, tokens in enumerate(hypotheses)
         ]
 
     def _attention_detail(self, src_pieces: list[str], hypothesis) -> dict:
