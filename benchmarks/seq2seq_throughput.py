@@ -8,7 +8,9 @@ same batches, Adam 1e-3 and gradient clipping at 1.0:
     position, which is how ``sequence_loss`` trained before it got its own lean paths;
   - model: ``Seq2Seq.sequence_loss``, what `zoo fit` trains with, same model;
   - model, tied: the same with ``tie_embeddings`` (output features of embedding_dim 256: the
-    vocabulary projection reads 256 units, not 512).
+    vocabulary projection reads 256 units, not 512);
+  - tied, bf16: the same under ``torch.autocast("cpu", torch.bfloat16)``, what `zoo fit` does by default on a
+    CPU with native bf16 (the GRU itself stays fp32: autocast has no bf16 GRU on the CPU).
 Windows alternate in one process, the order rotated every round (this machine's speed
 drifts); throughput is real (non-pad) target tokens per second of forward, backward and
 optimizer step; medians over windows, ratios to the step loop.
@@ -56,6 +58,11 @@ def model_loss(model: Seq2Seq, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return model.sequence_loss(batch)
 
 
+def bf16_model_loss(model: Seq2Seq, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.autocast("cpu", torch.bfloat16):
+        return model.sequence_loss(batch)
+
+
 def window(model, optimizer, loss_fn, batches) -> float:
     """Target tokens per second over ``batches`` (after one untimed batch)."""
     tokens, start = 0, None
@@ -81,23 +88,25 @@ def main() -> None:
     loader = iter(dm.train_dataloader())
     chunks = [[next(loader) for _ in range(per_window)] for _ in range(2)]
     print(f"Multi30k en-fr training batches of <= 4000 tokens, threads {torch.get_num_threads()}")
-    print(f"{'variant':<26}{'step loop':>11}{'model':>9}{'model, tied':>13}   target tokens/s, ratio to the step loop")
+    widths = (11, 9, 13, 12)
+    heads = ("step loop", "model", "model, tied", "tied, bf16")
+    print(f"{'variant':<26}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths)) + "   tokens/s, ratio to step loop")
     summary = {}
     for name, variant in VARIANTS.items():
         contenders = {}
         for label, tied, loss_fn in (("step loop", False, step_loop_loss), ("model", False, model_loss),
-                                     ("model, tied", True, model_loss)):  # fmt: skip
+                                     ("model, tied", True, model_loss), ("tied, bf16", True, bf16_model_loss)):  # fmt: skip
             torch.manual_seed(0)
             model = Seq2Seq(dm.src_vocab_size, dm.tgt_vocab_size, **SIZES, **variant, tie_embeddings=tied).train()
             contenders[label] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn)
         rates = {label: [] for label in contenders}
         order = list(contenders)
         for r in range(rounds):
-            for label in order[r % 3 :] + order[: r % 3]:
+            for label in order[r % len(order) :] + order[: r % len(order)]:
                 rates[label].append(window(*contenders[label], chunks[r % 2]))
         median = {label: statistics.median(values) for label, values in rates.items()}
         base = median["step loop"]
-        cells = "".join(f"{median[label]:>{w}.0f}" for label, w in zip(order, (11, 9, 13)))
+        cells = "".join(f"{median[label]:>{w}.0f}" for label, w in zip(order, widths))
         ratios = ", ".join(f"{median[label] / base:.2f}x" for label in order[1:])
         print(f"{name:<26}{cells}   {ratios}")
         summary[name] = {label.replace(", ", "_").replace(" ", "_"): round(v) for label, v in median.items()}

@@ -4,7 +4,8 @@ cross-request batching, against offline `translate` of the same sentences (the c
 Clients are asyncio tasks on this machine, each sending the real test_2016_flickr sentences one request at a
 time (one sentence per request) to the shipped translator, greedy and beam 5. Each server runs in its own
 process (`zoo api`, then `zoo api --no-batching`); the offline ceiling is `model.translate` in batches of 64
-sentences in this process, measured between the two.
+sentences in this process, measured between the two, in the compute type `zoo api` decodes in by default
+(bfloat16 on a CPU with native bf16, else float32: zoo/modules/compute_types.py).
 
     python benchmarks/serve_load.py [--quick]
 """
@@ -25,6 +26,7 @@ import httpx
 
 from datamodules.parallel_corpus import load_parallel
 from zoo import load_pretrained
+from zoo.modules.compute_types import decoding_copy, resolved_compute_type
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "transformer-multi30k-en-fr"
@@ -90,7 +92,7 @@ def first_characters_seconds(url: str, rounds: int = 10) -> float:
 
 
 def offline(sentences: list[str], options: dict) -> tuple[float, list[str]]:
-    model = load_pretrained(MODEL)
+    model = decoding_copy(load_pretrained(MODEL), "default")  # as `zoo api` decodes
     start = time.perf_counter()
     out = []
     for i in range(0, len(sentences), 64):
@@ -106,7 +108,8 @@ def main() -> None:
     sentences = test[:128] if args.quick else test[:512]
     concurrency = (1, 8, 32) if args.quick else (1, 8, 32, 128)
     strategies = {"greedy": {}} if args.quick else {"greedy": {}, "beam 5": {"strategy": "beam", "beam_size": 5}}
-    rows, summary = [], {}
+    rows, summary = [], {"compute_type": resolved_compute_type("default", load_pretrained(MODEL))}
+    print(f"compute type (zoo api's default on this CPU): {summary['compute_type']}")
     for strategy, options in strategies.items():
         ceiling, expected = offline(sentences, options)
         results = {}

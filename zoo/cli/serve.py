@@ -44,6 +44,7 @@ def serve_main(argv: list[str]) -> None:
         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--no-batching", action="store_true", help="decode one request at a time (for comparison)")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must lie in 1..65535, got {args.port}")
@@ -62,7 +63,7 @@ def serve_main(argv: list[str]) -> None:
         if not hasattr(model, "translate_n_best") and not hasattr(model, "generate_text"):
             raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates")
         served.append(Served(spec, model, card_of(spec, model)))
-    page = build_page(served)
+    page = build_page(served, batching=not args.no_batching)
     print(f"zoo serve: {len(served)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     try:
         page.launch(

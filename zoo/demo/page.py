@@ -85,8 +85,9 @@ def translation_tab(served: Served, engine: DecodeEngine, index: int, limits: ha
 
     outputs = [best, n_best_table, chosen, heatmap, details]
     together = {"concurrency_limit": TOGETHER, "concurrency_id": f"translate-{index}"}  # one limit for both events
-    button.click(safely(run), [source, beam_size, n_best], outputs, **together)
-    source.submit(safely(run), [source, beam_size, n_best], outputs, **together)
+    # api_name: what Gradio's own client calls (benchmarks/page_load.py); the Enter key is the same request
+    button.click(safely(run), [source, beam_size, n_best], outputs, api_name=f"translate_{index}", **together)
+    source.submit(safely(run), [source, beam_size, n_best], outputs, api_visibility="private", **together)
     chosen.input(safely(show), [chosen, details], heatmap)
 
 
@@ -113,7 +114,7 @@ def generation_tab(served: Served, engine: DecodeEngine, index: int, limits: han
         return handlers.generate(engine, *values, limits)
 
     inputs = [prompt, length, strategy, temperature, top_k, top_p, seed]
-    button.click(safely(run), inputs, text, concurrency_limit=TOGETHER)
+    button.click(safely(run), inputs, text, api_name=f"generate_{index}", concurrency_limit=TOGETHER)
 
 
 def beam_search_tab(served: Served, index: int, limits: handlers.Limits) -> None:
@@ -144,7 +145,8 @@ def beam_search_tab(served: Served, index: int, limits: handlers.Limits) -> None
     button.click(safely(run), [text, beam_size, steps], tree)
 
 
-def build_page(models: list[Served], limits: handlers.Limits | None = None) -> gr.Blocks:
+def build_page(models: list[Served], limits: handlers.Limits | None = None, batching: bool = True) -> gr.Blocks:
+    """``batching=False``: each model's engine decodes one request at a time (for comparison)."""
     limits = limits or handlers.Limits()
     with gr.Blocks(title="seq-zoo demo", analytics_enabled=False) as page:
         gr.Markdown("# seq-zoo\nTranslate or generate text with the zoo's models, on this machine.")
@@ -154,7 +156,7 @@ def build_page(models: list[Served], limits: handlers.Limits | None = None) -> g
                     translator = hasattr(served.model, "translate_n_best")
                     with gr.Tab("Translate" if translator else "Generate"):
                         tab = translation_tab if translator else generation_tab
-                        tab(served, DecodeEngine(served.model), index, limits)
+                        tab(served, DecodeEngine(served.model, batching=batching), index, limits)
                     with gr.Tab("Beam search"):
                         beam_search_tab(served, index, limits)
     return page.queue(default_concurrency_limit=1, max_size=QUEUE)
