@@ -33,12 +33,12 @@ MODEL = "transformer-multi30k-en-fr"
 CHAR_MODEL = "char-rnn-shakespeare"  # streams its generations
 
 
-def start_server(batching: bool) -> tuple[subprocess.Popen, str]:
+def start_server(batching: bool, compute_type: str = "default") -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "zoo", "api", "--pretrained", MODEL, "--pretrained", CHAR_MODEL]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), "--compute-type", compute_type]
     server = subprocess.Popen(command + ([] if batching else ["--no-batching"]), cwd=REPO, stdout=subprocess.PIPE)
     server.stdout.readline()  # "zoo api: 1 model(s) on ..."
     url = f"http://127.0.0.1:{port}"
@@ -91,8 +91,8 @@ def first_characters_seconds(url: str, rounds: int = 10) -> float:
     return statistics.median(times)
 
 
-def offline(sentences: list[str], options: dict) -> tuple[float, list[str]]:
-    model = decoding_copy(load_pretrained(MODEL), "default")  # as `zoo api` decodes
+def offline(sentences: list[str], options: dict, compute_type: str = "default") -> tuple[float, list[str]]:
+    model = decoding_copy(load_pretrained(MODEL), compute_type)  # as `zoo api` decodes
     start = time.perf_counter()
     out = []
     for i in range(0, len(sentences), 64):

@@ -26,9 +26,12 @@ import httpx
 from serve_load import CHAR_MODEL, MODEL, offline, start_server
 
 from datamodules.parallel_corpus import load_parallel
+from zoo import load_pretrained
+from zoo.modules.compute_types import resolved_compute_type
 
 CLIENTS = 32
 BEAM = {"strategy": "beam", "beam_size": 5}
+STRATEGIES = {"greedy": {}, "beam 5": BEAM}
 MALFORMED = [  # (what is wrong, raw body or JSON body)
     ("bad JSON", b'{"model": "x", "text": '),
     ("unknown field", {"model": MODEL, "text": "A dog.", "colour": "blue"}),
@@ -114,11 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 minute")
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--compute-type", default="default", help="zoo api's, and offline decoding's (default: theirs)")
     args = parser.parse_args()
     minutes = 1.0 if args.quick else args.minutes
     sentences = load_parallel("multi30k", "en-fr", "test").src[:256]
-    expected = {"greedy": offline(sentences, {})[1], "beam 5": offline(sentences, BEAM)[1]}
-    server, url = start_server(batching=True)
+    compute_type = resolved_compute_type(args.compute_type, load_pretrained(MODEL))
+    expected = {strategy: offline(sentences, options, compute_type)[1] for strategy, options in STRATEGIES.items()}
+    server, url = start_server(batching=True, compute_type=compute_type)
     try:
         result = asyncio.run(soak(url, sentences, expected, minutes * 60, server.pid))
         alive = server.poll() is None
@@ -129,7 +134,7 @@ def main() -> None:
     first = [mb for t, mb in memory if t <= 60] or [memory[0][1]]
     last = [mb for t, mb in memory if t >= memory[-1][0] - 60]
     growth = statistics.median(last) / statistics.median(first) - 1
-    print(f"\n{CLIENTS} clients for {minutes:g} minutes, {len(sentences)} test_2016_flickr sentences")
+    print(f"\n{CLIENTS} clients for {minutes:g} minutes, {len(sentences)} test_2016_flickr sentences, {compute_type}")
     print(f"{'outcome':<48}{'requests':>9}")
     for outcome, count in sorted(result["outcomes"].items()):
         print(f"{outcome:<48}{count:>9}")
@@ -146,6 +151,7 @@ def main() -> None:
     summary = {
         "benchmark": "serve_soak",
         "minutes": minutes,
+        "compute_type": compute_type,
         "requests": sum(outcomes.values()),
         "wrong_answers": wrong,
         "failed_requests": failed,
