@@ -145,6 +145,7 @@ def test_stateful_char_rnn_resumes_exactly(tmp_path, small_corpus, resume_step, 
     check_resume(tmp_path, make_config, resume_step, batches=6, mid_epoch=mid_epoch)
 
 
+@pytest.mark.slow  # ~18 s; the stateful char-RNN and the bucketed Transformer resume exactly in the default run
 def test_stateless_char_rnn_resumes_exactly(tmp_path, small_corpus):
     # 20,000 training characters in 1,249 windows of 16, batches of 200: 7 batches per epoch; resume mid-epoch 1.
     def make_config(folder):

@@ -97,6 +97,7 @@ def test_learns_to_reverse_strings():
     assert score >= 0.95, f"exact match {score:.3f} after {steps} steps"
 
 
+@pytest.mark.slow  # ~14 s; `zoo fit` then `zoo test` stays in the default run for Seq2Seq, `zoo fit` of a Transformer in test_fine_tuning_cli
 def test_zoo_fit_then_test_a_transformer(toy_folder, monkeypatch, capsys):
     from pathlib import Path
 
