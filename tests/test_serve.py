@@ -96,13 +96,19 @@ def test_the_page_serves_many_people_at_once_each_getting_what_it_would_get_alon
 
     def user(i: int) -> None:
         start.wait()
-        results[i] = handlers.translate(engine, sentences[i], beam, min(beam, 2), handlers.Limits())
+        try:
+            results[i] = handlers.translate(engine, sentences[i], beam, min(beam, 2), handlers.Limits())
+        except Exception as error:  # reported below, with the user it happened to
+            results[i] = error
 
     users = [threading.Thread(target=user, args=(i,)) for i in range(len(sentences))]
     for thread in users:
         thread.start()
     for thread in users:
         thread.join(timeout=120)
+    assert len(results) == len(sentences), f"users {set(range(len(sentences))) - set(results)} had no answer in 120 s"
+    failed = {i: r for i, r in results.items() if isinstance(r, Exception)}
+    assert not failed, f"requests failed: {failed}"
     options = {"strategy": "greedy"} if beam == 1 else {"strategy": "beam", "beam_size": beam, "n_best": 2}
     for i, sentence in enumerate(sentences):
         alone = model.translate_n_best([sentence], truncate=True, attention=True, **options)[0]

@@ -73,11 +73,7 @@ def translate(engine: DecodeEngine, text: str, beam_size: int, n_best: int, limi
     except ValueError as error:  # e.g. a sentence with nothing the tokenizer keeps
         raise RequestError(str(error)) from error
     job = decoded(engine, Job([model.bos_id], options, src=[*ids, model.eos_id]), limits)
-    found = (
-        [(h.tokens.tolist(), h.score) for h in job.hypotheses]
-        if job.hypotheses is not None
-        else [(job.tokens, job.score)]
-    )
+    found = job.found()
     n_best_list = [(model.detokenize(torch.tensor(tokens, dtype=torch.long)), round(s, 4)) for tokens, s in found]
     details = model.attention_details(ids, pieces, [tokens for tokens, _ in found])
     return TranslationResult(n_best_list[0][0], n_best_list, details)

@@ -275,9 +275,7 @@ def _text(model: ServedModel, tokens: list[int]) -> str:
 
 
 def _n_best(model: ServedModel, job: Job) -> list[dict]:
-    if job.hypotheses is not None:
-        return [{"text": _text(model, h.tokens.tolist()), "score": h.score} for h in job.hypotheses]
-    return [{"text": _text(model, job.tokens), "score": job.score}]
+    return [{"text": _text(model, tokens), "score": score} for tokens, score in job.found()]
 
 
 def _stream(

@@ -65,6 +65,12 @@ class Job:
     def score(self) -> float:
         return self.log_prob / length_penalty(len(self.tokens), self.decoding.length_penalty)
 
+    def found(self) -> list[tuple[list[int], float]]:
+        """Its hypotheses best first, (tokens, score) each: a beam job's n-best, or the one a stepping job chose."""
+        if self.hypotheses is not None:
+            return [(h.tokens.tolist(), h.score) for h in self.hypotheses]
+        return [(self.tokens, self.score)]
+
 
 class DecodeEngine:
     def __init__(self, model, max_rows: int = 64, max_waiting: int = 256, batching: bool = True):

@@ -21,7 +21,6 @@ from torchmetrics.text import SacreBLEUScore
 
 from datamodules.collate import TranslationBatch, collate_pairs
 from datamodules.text_tokenizer import SpecialIds, decode
-from zoo.generation.options import Hypothesis
 from zoo.tasks.checked_checkpoints import CheckedCheckpoints
 from zoo.tasks.flops import FORWARD, TRAINING, dense_parameters
 from zoo.tasks.freezable_parts import FreezableParts
@@ -153,7 +152,10 @@ class TranslationTask(CheckedCheckpoints, FreezableParts, ABC):
         if not attention:
             return [[(self.detokenize(h.tokens), h.score) for h in hypotheses] for hypotheses in results]
         return [
-            [(self.detokenize(h.tokens), h.score, self._attention_detail(pieces, h)) for h in hypotheses]
+            [
+                (self.detokenize(h.tokens), h.score, self._attention_detail(pieces, h.tokens.tolist(), h.attention))
+                for h in hypotheses
+            ]
             for (_, pieces), hypotheses in zip(checked, results)
         ]
 
@@ -171,15 +173,12 @@ class TranslationTask(CheckedCheckpoints, FreezableParts, ABC):
             inputs[row, : len(tokens)] = torch.tensor([self.bos_id, *tokens[:-1]])
         _, _, weights = self.decode(inputs.to(self.device), self.init_state(self.encode(src, mask), mask, n), True)
         return [
-            self._attention_detail(
-                src_pieces,
-                Hypothesis(torch.tensor(tokens), 0.0, 0.0, None if weights is None else weights[row, : len(tokens)]),
-            )
+            self._attention_detail(src_pieces, tokens, None if weights is None else weights[row, : len(tokens)])
             for row, tokens in enumerate(hypotheses)
         ]
 
-    def _attention_detail(self, src_pieces: list[str], hypothesis) -> dict:
-        tgt_pieces = [self.tokenizers[1].id_to_token(i) for i in hypothesis.tokens.tolist()]
-        weights = hypothesis.attention
+    def _attention_detail(self, src_pieces: list[str], tokens: list[int], weights: torch.Tensor | None) -> dict:
+        """One hypothesis's pieces and its attention (target, source), cut to the source's pieces and <eos>."""
+        tgt_pieces = [self.tokenizers[1].id_to_token(i) for i in tokens]
         attention = None if weights is None else weights[:, : len(src_pieces) + 1].cpu()  # + <eos>
         return {"src": src_pieces + ["<eos>"], "tgt": tgt_pieces, "attention": attention}
