@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 # torch first, pinned: 2.13.0 is the CPU wheel here; an unpinned torch pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
+# make test spreads the test files over one pytest-xdist worker per core (each computing on one thread, see
+# tests/conftest.py); a file stays on one worker, so its module fixtures are built once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 
 .PHONY: setup demo test test-seeds test-slow
 
@@ -29,7 +32,7 @@ demo: setup
 test: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The training tests must pass on any CPU: run them under three other seeds and on one thread.
 test-seeds: setup

@@ -17,9 +17,12 @@ SEED = int(os.environ.get("ZOO_TEST_SEED", "0"))
 # The suite takes the same paths on every CPU: fp32 training and decoding by default, as on a CPU without native
 # bf16 (zoo/modules/compute_types.py); the tests of bf16 ask for it by name, or set this to 1 themselves.
 os.environ["ZOO_NATIVE_BF16"] = "0"  # (and every `zoo` subprocess)
-if os.environ.get("ZOO_TEST_THREADS"):
-    torch.set_num_threads(int(os.environ["ZOO_TEST_THREADS"]))
-    os.environ["OMP_NUM_THREADS"] = os.environ["ZOO_TEST_THREADS"]  # and every `zoo` subprocess
+# `make test` runs the suite in pytest-xdist workers, one per core: each worker then computes on one thread (two
+# workers of two threads each on two cores would fight over them), as `make test-seeds` checks the suite can.
+THREADS = os.environ.get("ZOO_TEST_THREADS") or ("1" if os.environ.get("PYTEST_XDIST_WORKER") else None)
+if THREADS:
+    torch.set_num_threads(int(THREADS))
+    os.environ["OMP_NUM_THREADS"] = THREADS  # and every `zoo` subprocess
 
 
 @pytest.fixture(autouse=True)
