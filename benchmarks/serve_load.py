@@ -4,8 +4,9 @@ cross-request batching, against offline `translate` of the same sentences (the c
 Clients are asyncio tasks on this machine, each sending the real test_2016_flickr sentences one request at a
 time (one sentence per request) to the shipped translator, greedy and beam 5. Each server runs in its own
 process (`zoo api`, then `zoo api --no-batching`); the offline ceiling is `model.translate` in batches of 64
-sentences in this process, measured between the two, in the compute type `zoo api` decodes in by default
-(bfloat16 on a CPU with native bf16, else float32: zoo/modules/compute_types.py).
+sentences in this process, the median of three runs (before, between and after the two servers), in the
+compute type `zoo api` decodes in by default (bfloat16 on a CPU with native bf16, else float32:
+zoo/modules/compute_types.py).
 
     python benchmarks/serve_load.py [--quick]
 """
@@ -112,7 +113,7 @@ def main() -> None:
     print(f"compute type (zoo api's default on this CPU): {summary['compute_type']}")
     for strategy, options in strategies.items():
         ceiling, expected = offline(sentences, options)
-        results = {}
+        ceilings, results = [ceiling], {}
         for batching in (True, False):
             server, url = start_server(batching)
             try:
@@ -129,7 +130,12 @@ def main() -> None:
             finally:
                 server.terminate()
                 server.wait()
-        print(f"\n{strategy}: {len(sentences)} sentences, offline translate {ceiling:.1f} sentences/s")
+            ceilings.append(offline(sentences, options)[0])  # after each server too: the machine's speed drifts
+        ceiling = statistics.median(ceilings)
+        print(
+            f"\n{strategy}: {len(sentences)} sentences, offline translate {ceiling:.1f} sentences/s "
+            f"(median of {', '.join(f'{c:.1f}' for c in ceilings)}: before, between and after the servers)"
+        )
         print(
             f"{'server':<14}{'clients':>8}{'sent/s':>9}{'of offline':>11}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}"
             f"{'= offline':>10}"

@@ -50,6 +50,23 @@ def api_url():
         server.wait(timeout=30)
 
 
+@pytest.mark.parametrize(
+    "flags, message", [(["--threads", "0"], "--threads must be at least 1"), (["--port", "0"], "--port must lie")]
+)
+def test_bad_flags_end_in_one_line_naming_the_flag(flags, message):
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo", "api", "--pretrained", TRANSLATOR, *flags],
+        cwd=REPO,
+        env=_zoo_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
 def post(url, path, body, key=KEY, **kwargs):
     return httpx.post(f"{url}{path}", json=body, headers={"authorization": f"Bearer {key}"}, timeout=60, **kwargs)
 

@@ -14,15 +14,24 @@ from zoo.modules.kv_cache import KVCache
 LONG, SHORT = "A man in a blue shirt is riding a bike down a busy street.", "Two dogs."
 
 
-def start(model, text: str):
-    """One input alone: its first log-probabilities (1, V) and state, after the prompt (<bos> for translators)."""
+def prepared(model, text: str):
+    """One input alone as the engine (zoo/serving/engine.py) takes it in: its state before its prompt's last token
+    (a translator's <bos>; a language model's prompt read up to there), and that token (1,)."""
     if hasattr(model, "source_batch"):
         batch = model.source_batch([text])
         state = model.init_state(model.encode(batch["src"], batch["src_pad_mask"]), batch["src_pad_mask"], 1)
-        tokens = torch.tensor([[model.bos_id]])
+        prompt = torch.tensor([[model.bos_id]])
     else:
-        state, tokens = model.init_state(None, None, 1), model.vocab.encode(text)[None]
-    log_probs, state, _ = model.next_log_probs(tokens, state)
+        state, prompt = model.init_state(None, None, 1), model.vocab.encode(text)[None]
+    if prompt.shape[1] > 1:
+        _, state, _ = model.next_log_probs(prompt[:, :-1], state)
+    return state, prompt[:, -1]
+
+
+def start(model, text: str):
+    """One input alone: its first log-probabilities (1, V) and state, after the prompt (<bos> for translators)."""
+    state, last = prepared(model, text)
+    log_probs, state, _ = model.next_log_probs(last[:, None], state)
     return log_probs, state
 
 
@@ -56,13 +65,15 @@ def test_a_row_that_joins_a_running_batch_and_one_that_leaves_decode_as_they_wou
     alone_first, _, _ = greedy(model, *start(model, first), 9)
     alone_second, _, _ = greedy(model, *start(model, second), 6)
 
-    # the first input decodes 3 steps alone; the second joins; 6 steps together; the first leaves
+    # the first input decodes 3 steps alone; the second joins before its first input (no position cached yet,
+    # as the engine joins it), and that input is decoded in the first row's step; 6 steps together; the first leaves
     seen, log_probs, state = greedy(model, *start(model, first), 3)
-    joining, joining_state = start(model, second)
-    log_probs, state = torch.cat([log_probs, joining]), join_rows(state, joining_state)
+    joining_state, joining_input = prepared(model, second)
+    inputs = torch.cat([log_probs.argmax(-1), joining_input])
+    log_probs, state, _ = model.next_log_probs(inputs[:, None], join_rows(state, joining_state))
     together, log_probs, state = greedy(model, log_probs, state, 5)
     for step, rows in enumerate(together):
-        torch.testing.assert_close(rows[0], alone_first[3 + step][0], atol=2e-5, rtol=0)
+        torch.testing.assert_close(rows[0], alone_first[4 + step][0], atol=2e-5, rtol=0)
         torch.testing.assert_close(rows[1], alone_second[step][0], atol=2e-5, rtol=0)
     state = apply_to_collection(gather_rows(state, torch.tensor([1])), KVCache, KVCache.trimmed)
     if kind in ("transformer", "transformer_lm"):  # the first row's extra positions left with it

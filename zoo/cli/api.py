@@ -33,10 +33,23 @@ def api_main(argv: list[str]) -> None:
         "--api-key", default=os.environ.get(KEY_VARIABLE), help=f"required on every request (default ${KEY_VARIABLE})"
     )
     parser.add_argument("--no-batching", action="store_true", help="decode one request at a time (for comparison)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="compute threads of the decoders (default: torch's, the physical cores, less one, at least 1: the "
+        "one left serves HTTP; torch's threads wait for each other at every operation, so one that shares a core "
+        "with the server's event loop stalls them all: BENCHMARKS.md, 'zoo api under load')",
+    )
     add_compute_type_flag(parser)
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must lie in 1..65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    import torch
+
+    threads = args.threads or max(1, torch.get_num_threads() - 1)
+    torch.set_num_threads(threads)
     import uvicorn
 
     from zoo.serving.app import build_app
@@ -49,5 +62,9 @@ def api_main(argv: list[str]) -> None:
             raise CheckpointError(f"{spec} holds a {type(model).__name__}, which neither translates nor generates text")
         models[spec] = (decoding_copy(model, args.compute_type), card_of(spec, model))
     app = build_app(models, api_key=args.api_key, batching=not args.no_batching)
-    print(f"zoo api: {len(models)} model(s) on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    print(
+        f"zoo api: {len(models)} model(s) on http://{args.host}:{args.port} ({threads} compute thread(s); Ctrl-C "
+        "stops)",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
