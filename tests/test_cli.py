@@ -45,7 +45,8 @@ def trained_run(tmp_path_factory):
 
 
 def test_fit_logs_metrics_samples_and_the_nested_config_to_wandb(trained_run):
-    work, _ = trained_run
+    work, result = trained_run
+    assert "LightningCLI's args parameter" not in result.stderr  # Lightning's warning on a CLI given its argv
     run_dir = only((work / "runs" / "wandb").glob("offline-run-*"))
     run_file = only(run_dir.glob("run-*.wandb"))
     logged = set().union(*history_rows(run_file))

@@ -139,9 +139,12 @@ class ZooCLI(LightningCLI):
                     self.peeked_checkpoint = (ckpt, read_checkpoint(ckpt))  # (read once: resumed_checkpoint)
                 found = self.peeked_checkpoint[1] if self.peeked_checkpoint else {}
                 default_class = saved_class_path(found) if found.get("parent") else None
+                if default_class is None:
+                    pretrained_option.check_model_class_given(self.given_args)
             if default_class:
                 self.given_args = pretrained_option.with_model_class(self.given_args, default_class)
-        super().parse_arguments(parser, self.given_args)
+        # (not super()'s: given args it warns on every `zoo fit` from a shell that args and sys.argv are both set)
+        self.config = parser.parse_args(self.given_args)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
@@ -184,6 +187,21 @@ class ZooCLI(LightningCLI):
                 f"zoo fit: --pretrained {spec} gives the model and its tokenizers; --ckpt_path {config.ckpt_path} "
                 f"resumes the fine-tuning run it wrote (weights, optimizer, step)."
             )
+
+    def _dump_config(self) -> None:
+        """Lightning dumps the config for the hyperparameters it saves while it builds the classes. With
+        --pretrained the parent's tokenizers are objects in the config then (that is how they reach the
+        DataModule), which jsonargparse cannot write and warns about at length; the DataModule saves none (they
+        travel in the model, and `pretrained` names where they came from), so dump the config without them."""
+        data = self.config[self.subcommand].data.init_args if self.parent is not None and self.subcommand else {}
+        tokenizers = data.get("tokenizers")
+        if tokenizers is not None:
+            data.tokenizers = None
+        try:
+            super()._dump_config()
+        finally:
+            if tokenizers is not None:
+                data.tokenizers = tokenizers
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

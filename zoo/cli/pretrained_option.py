@@ -9,9 +9,11 @@ it sets for anything else that differs from the parent's (a size, the class, the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
 from jsonargparse import Namespace
 
 from datamodules.text_tokenizer import tokenizer_kind
@@ -36,6 +38,31 @@ def option_in(args: list[str], option: str) -> str | None:
         elif arg.startswith(f"{option}="):
             value = arg.partition("=")[2]
     return value
+
+
+def check_model_class_given(args: list[str]) -> None:
+    """A fine-tuning config leaves the model's class to --pretrained; run without it, jsonargparse would answer
+    with its whole usage and a union error. Refuse it in one line naming the fix (the config's header names the
+    parent it was written for)."""
+    if any(arg == "--model" or arg.startswith(("--model=", "--model.class_path")) for arg in args):
+        return
+    configs = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--config", "-c")]
+    configs += [arg.partition("=")[2] for arg in args if arg.startswith("--config=")]
+    read = {}
+    for path in configs:
+        try:
+            read[path] = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            return  # the parser reports an unreadable config itself
+    read = {path: config for path, config in read.items() if isinstance(config, dict)}
+    models = {path: config.get("model") for path, config in read.items() if isinstance(config.get("model"), dict)}
+    if any("pretrained" in config for config in read.values()) or any("class_path" in m for m in models.values()):
+        return
+    if models:
+        raise ValueError(
+            f"{next(iter(models))} sets model options but no model class: it is a fine-tuning config. Fix: add --pretrained "
+            "NAME (zoo list; the config's first lines name the model it was written for), or set model.class_path."
+        )
 
 
 def with_model_class(args: list[str], class_path: str) -> list[str]:
