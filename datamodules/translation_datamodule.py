@@ -333,6 +333,10 @@ class TranslationDataModule(L.LightningDataModule):
                 remove_columns=["src", "tgt"],  # given back by _encode, for the rows it keeps
                 features=TOKENIZED,
                 cache_file_name=str(path),
+                # The path names the corpus content and the tokenizers (cache_folder): its digest is the result's
+                # identity. Left to datasets, it hashes _encode with this DataModule, fails on the given tokenizers,
+                # and warns at length on every fine-tuning run.
+                new_fingerprint=hashlib.sha256(str(path).encode()).hexdigest()[:16],
             )
 
     def _tokenized(self, split: str) -> datasets.Dataset:

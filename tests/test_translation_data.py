@@ -4,6 +4,7 @@ import gzip
 import json
 import re
 
+import datasets
 import pytest
 import torch
 
@@ -260,10 +261,16 @@ def test_processes_started_together_write_the_cache_once_and_all_read_it(toy_fol
     assert len({(tuple(r["sizes"]), r["pairs"]) for r in reports}) == 1  # and all read the same
 
 
-def test_a_pretrained_models_tokenizers_tokenize_new_data_and_none_is_trained(toy_folder, translator, tmp_path):
+def test_a_pretrained_models_tokenizers_tokenize_new_data_and_none_is_trained(toy_folder, translator, tmp_path, caplog):
     """Fine-tuning from Python: the DataModule reads new text with the model's own tokenizers."""
     dm = TranslationDataModule(str(toy_folder), pair="en-xx", max_tokens=200, tokenizers=translator.tokenizers)
-    dm.setup("fit")
+    datasets.fingerprint.fingerprint_warnings.clear()  # (datasets warns once a process)
+    datasets.utils.logging.enable_propagation()
+    try:
+        dm.setup("fit")
+    finally:
+        datasets.utils.logging.disable_propagation()
+    assert not [r.message for r in caplog.records if "hashed" in r.message]  # datasets' warning on every fine-tune
     assert "tokenizers" not in dm.written and not list(dm.cache_folder.glob("tokenizer-*.json"))
     assert (
         dm.src_tokenizer_json == translator.hparams.src_tokenizer
