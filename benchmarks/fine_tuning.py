@@ -3,7 +3,7 @@
 Contenders, each trained by `zoo fit` for the same wall-clock budget (default 10 minutes), one after another:
   fine-tune  configs/transformer/tatoeba_en_fr_fine_tune.yaml --pretrained transformer-multi30k-en-fr
   scratch    configs/transformer/tatoeba_en_fr_scratch.yaml (same size, its own BPE, random weights)
-  mixed      configs/transformer/tatoeba_en_fr_mixed.yaml --pretrained ... (30% Multi30k pairs mixed in)
+  mixed      configs/transformer/tatoeba_en_fr_mixed.yaml --pretrained ... (Multi30k pairs make half the training split)
 Each run's last weights, and the parent itself, are then scored with beam 5 (SacreBLEU 13a, detokenized, cased,
 as `zoo test` reports) on Tatoeba's validation and test splits (datamodules/tatoeba.py: split by English
 sentence) and on Multi30k test_2016_flickr, the parent's own domain.
