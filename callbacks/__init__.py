@@ -3,6 +3,7 @@
 from callbacks.checkpoint_on_error import CheckpointOnError
 from callbacks.freeze_parts import FreezeParts
 from callbacks.hidden_state import HiddenStateCallback
+from callbacks.last_checkpoint import ModelCheckpoint
 from callbacks.random_state import RandomStateCheckpoint
 from callbacks.sample_text import SampleTextCallback
 from callbacks.time_budget import TimeBudgetDecay
@@ -13,6 +14,7 @@ __all__ = [
     "CheckpointOnError",
     "FreezeParts",
     "HiddenStateCallback",
+    "ModelCheckpoint",
     "RandomStateCheckpoint",
     "SampleTextCallback",
     "TimeBudgetDecay",

@@ -54,7 +54,7 @@ def write_config(path, record_dir, model, data, callbacks=(), checkpoint=None, *
                 *callbacks,
                 {"class_path": "tests.batch_recorder.RecordBatches", "init_args": {"folder": str(record_dir)}},
                 {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "class_path": "callbacks.ModelCheckpoint",
                     "init_args": {"dirpath": str(path.parent / "ckpt"), "save_last": True, **(checkpoint or {})},
                 },
             ],

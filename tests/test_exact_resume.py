@@ -35,7 +35,7 @@ def run_config(folder, model: dict, data: dict, callbacks: list) -> str:
                 *callbacks,
                 {"class_path": "callbacks.RandomStateCheckpoint"},
                 {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "class_path": "callbacks.ModelCheckpoint",
                     "init_args": {
                         "dirpath": str(folder),
                         "filename": "{step}",

@@ -30,7 +30,7 @@ def write_config(
     folder: Path, data: dict, trainer: dict | None = None, model: dict | None = None, name: str = "fine_tune"
 ) -> Path:
     """A fine-tuning config as a user writes one: no model section needed, 3 steps, W&B offline."""
-    callbacks = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}]
+    callbacks = [{"class_path": "callbacks.ModelCheckpoint", "init_args": {"save_last": True}}]
     if data["class_path"].endswith("CharDataModule"):
         callbacks.append({"class_path": "callbacks.HiddenStateCallback", "init_args": {"mode": "reset"}})
     config = {

@@ -148,9 +148,7 @@ def test_a_fine_tuned_models_card_names_its_parent_both_datasets_and_the_scores_
                     "logger": False,
                     "enable_progress_bar": False,
                     "limit_val_batches": 1,
-                    "callbacks": [
-                        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
-                    ],
+                    "callbacks": [{"class_path": "callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
                 },
                 "data": {
                     "class_path": "datamodules.TranslationDataModule",
