@@ -56,3 +56,14 @@ def test_a_stop_between_validations_is_saved_and_resumes_from_there(small_corpus
 def test_a_linked_last_checkpoint_is_refused_naming_the_fix():
     with pytest.raises(ValueError, match="Fix: set save_last: true"):
         ModelCheckpoint(monitor="val/loss", save_last="link")
+
+
+def test_every_shipped_config_that_keeps_a_last_checkpoint_uses_this_one():
+    import yaml
+
+    from tests.conftest import REPO
+
+    for config in sorted((REPO / "configs").rglob("*.yaml")):
+        for callback in yaml.safe_load(config.read_text()).get("trainer", {}).get("callbacks", []):
+            if callback.get("init_args", {}).get("save_last"):
+                assert callback["class_path"] == "callbacks.ModelCheckpoint", f"{config}: {callback['class_path']}"
