@@ -10,6 +10,16 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def shipped_trainer_configs() -> list[tuple[Path, dict]]:
+    """Every config under configs/ with its ``trainer`` section (empty when it has none), parsed."""
+    import yaml
+
+    configs = sorted((REPO / "configs").rglob("*.yaml"))
+    return [(config, yaml.safe_load(config.read_text()).get("trainer", {})) for config in configs]
+
+
 # Every test that trains draws its seeds from SEED, so the whole suite can run under other seeds:
 # `make test-seeds` runs the training tests with ZOO_TEST_SEED=1, 2, 3 and once on one thread. A test
 # that passes only for one trajectory (one seed, one CPU's rounding) is a test of the machine, not the code.

@@ -59,11 +59,9 @@ def test_a_linked_last_checkpoint_is_refused_naming_the_fix():
 
 
 def test_every_shipped_config_that_keeps_a_last_checkpoint_uses_this_one():
-    import yaml
+    from tests.conftest import shipped_trainer_configs
 
-    from tests.conftest import REPO
-
-    for config in sorted((REPO / "configs").rglob("*.yaml")):
-        for callback in yaml.safe_load(config.read_text()).get("trainer", {}).get("callbacks", []):
+    for config, trainer in shipped_trainer_configs():
+        for callback in trainer.get("callbacks", []):
             if callback.get("init_args", {}).get("save_last"):
                 assert callback["class_path"] == "callbacks.ModelCheckpoint", f"{config}: {callback['class_path']}"

@@ -93,12 +93,9 @@ def test_without_a_time_budget_it_says_what_to_set(small_corpus):
 def test_every_timed_config_saves_its_last_weights_when_the_time_runs_out():
     """Lightning validates at a max_time stop only in an epoch that validates, and the checkpoint callback saves
     only after validation: a config that validates every n > 1 epochs loses up to n epochs of its decay."""
-    import yaml
+    from tests.conftest import shipped_trainer_configs
 
-    from tests.conftest import REPO
-
-    for config in sorted((REPO / "configs").rglob("*.yaml")):
-        trainer = yaml.safe_load(config.read_text()).get("trainer", {})
+    for config, trainer in shipped_trainer_configs():
         saves = any("ModelCheckpoint" in c.get("class_path", "") for c in trainer.get("callbacks", []))
         if "max_time" in trainer and saves:
             assert trainer.get("check_val_every_n_epoch", 1) == 1, f"{config}: validate every epoch"
