@@ -216,6 +216,27 @@ def test_attention_weights_match_torch_and_decoding_reports_them_unchanged():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_one_query_attention_matches_torch(dtype):
+    """A decoding step (one query per row) takes its own path, not torch's fused kernel: it must give torch's
+    attention, padded keys masked, in fp32 and in bf16 (to bf16's precision)."""
+    from torch import nn
+
+    from zoo.modules.multi_head_attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    theirs, ours = nn.MultiheadAttention(16, 4, batch_first=True).eval(), MultiHeadAttention(16, 4)
+    copy_attention(ours, theirs)
+    x, memory = torch.randn(3, 1, 16), torch.randn(3, 6, 16)
+    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2, [True] + [False] * 5])
+    expected, _ = theirs(x, memory, memory, key_padding_mask=pad, need_weights=False)
+    ours = ours.to(dtype)
+    out = ours(x.to(dtype), *ours.keys_values(memory.to(dtype)), key_pad_mask=pad)
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(out.float(), expected, atol=tolerance, rtol=tolerance)
+
+
+@torch.no_grad()
 def test_decoder_only_lm_cached_generation_matches_full_pass():
     from zoo import TransformerLM
 

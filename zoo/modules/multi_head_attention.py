@@ -63,6 +63,8 @@ class MultiHeadAttention(nn.Module):
     def _attend(q, keys, values, key_pad_mask, causal: bool) -> torch.Tensor:
         """Scaled dot-product attention of q (B, H, T, D/H) over keys/values (B, H, S, D/H), masked."""
         T, S = q.shape[2], keys.shape[2]
+        if T == 1:  # a decoding step (one query: its own position is the newest key, so causal masks nothing)
+            return MultiHeadAttention._attend_one_query(q, keys, values, key_pad_mask)
         if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
             return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
         allowed = None  # bool (B, 1, T, S), True where attention may look
@@ -72,6 +74,16 @@ class MultiHeadAttention(nn.Module):
             future = future_mask(T, S, q.device)
             allowed = ~future if allowed is None else allowed & ~future
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)  # (B, H, T, D/H)
+
+    @staticmethod
+    def _attend_one_query(q, keys, values, key_pad_mask) -> torch.Tensor:
+        """``_attend`` for one query per row, as two matrix products around an fp32 softmax. torch's CPU flash
+        kernel is built for many queries: for one it takes 3.7-5.4x as long in bf16 (1.3-2x in fp32) on the
+        shapes of a beam-5 step (BENCHMARKS.md, "One query per step")."""
+        scores = (q @ keys.transpose(-2, -1)).float() * keys.shape[-1] ** -0.5  # (B, H, 1, S)
+        if key_pad_mask is not None:
+            scores = scores.masked_fill(key_pad_mask[:, None, None, :], float("-inf"))
+        return scores.softmax(dim=-1).to(values.dtype) @ values  # (B, H, 1, D/H)
 
     def weights(
         self, x: torch.Tensor, keys: torch.Tensor, key_pad_mask: torch.Tensor | None = None, causal: bool = False
