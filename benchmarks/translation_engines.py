@@ -9,7 +9,10 @@ zoo, L ** 0.6 in transformers and CTranslate2: the same searches only at 0, so b
 Windows alternate per batch: every engine translates a batch, in rotating order, before the next batch, so
 the machine's drift falls on all alike. Every engine uses as many threads as torch (`torch.get_num_threads()`).
 CTranslate2 runs in a process of its own, as a user runs it (see OwnProcess: in torch's process it slows torch
-down), and times its windows there; the others are timed around `translate` here.
+down), and times its windows there; the others are timed around `translate` here. Every engine first translates
+all the sentences once, untimed: torch's oneDNN builds a kernel for each new matrix shape on its first use (every
+number of rows a step runs on), which costs a 256-sentence bf16 run a quarter of its time on its first pass and
+nothing after; a server or a long file pays it once (over 1000 sentences a cold first pass is as fast as the next).
 
     python benchmarks/translation_engines.py [--quick]
 
@@ -158,6 +161,9 @@ def main() -> None:
         names_here = [
             name for name in engines if options["strategy"] in getattr(engines[name], "strategies", ("greedy", "beam"))
         ]
+        for name in names_here:  # warm-up, untimed: see the module docstring
+            for batch in batches:
+                engines[name].translate([sources[i] for i in batch], **options)
         seconds = dict.fromkeys(names_here, 0.0)
         outputs = {name: [""] * len(sources) for name in names_here}
         for b, batch in enumerate(batches):
