@@ -151,6 +151,17 @@ def test_scores_equal_a_teacher_forced_recomputation():
             assert h.score == pytest.approx(expected / length_penalty(len(h.tokens), 0.8), abs=1e-4)
 
 
+def test_generated_tokens_can_be_trained_on():
+    """generate decodes in inference mode; what it returns must still serve as training data (back-translation:
+    an inference tensor cannot be saved for backward)."""
+    model = tiny_lm(seed=1)
+    embedding = nn.Embedding(8, 4)
+    for strategy in ("beam", "greedy"):
+        (best, *_), *_ = model.generate(prompt=torch.tensor([[2, 1, 3]]), max_len=6, strategy=strategy)
+        embedding(best.tokens).sum().backward()  # raised "Inference tensors cannot be saved for backward"
+        assert embedding.weight.grad is not None
+
+
 def test_batched_beam_search_equals_each_input_alone():
     model = tiny_lm(seed=2)
     prompts = torch.tensor([[1, 2, 3], [3, 3, 3], [2, 1, 1], [1, 1, 1]])

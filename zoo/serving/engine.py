@@ -161,7 +161,7 @@ class DecodeEngine:
             for job in jobs:
                 fail(job, error)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # as in generate (zoo/generation/decoding.py): the state lives in inference mode
     def _prepare(self, jobs: list[Job]) -> Joining:
         """The jobs' state before their prompt's last token, which is their first input in the next step.
         Several jobs start together only with prompts of one length (a translator's: <bos>); their sources are
@@ -193,7 +193,7 @@ class DecodeEngine:
             job.tokens, job.log_prob = hypotheses[0].tokens.tolist(), hypotheses[0].log_prob
             job.finish()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _step(self, rows: Rows, joining: list[Joining]) -> None:
         """Every running row chooses its token and finished rows leave; the joining jobs' rows are added; then
         all rows decode one step, each from its chosen token or, for a new row, its prompt's last token."""
