@@ -217,18 +217,22 @@ def test_attention_weights_match_torch_and_decoding_reports_them_unchanged():
 
 @torch.no_grad()
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_one_query_attention_matches_torch(dtype):
-    """A decoding step (one query per row) takes its own path, not torch's fused kernel: it must give torch's
-    attention, padded keys masked, in fp32 and in bf16 (to bf16's precision)."""
+@pytest.mark.parametrize("rows", [3, 200])
+def test_one_query_attention_matches_torch(dtype, rows):
+    """A decoding step (one query per row) of many rows takes its own path, not torch's fused kernel (a few rows
+    keep the kernel): either way it must give torch's attention, padded keys masked, in fp32 and in bf16 (to bf16's
+    precision)."""
     from torch import nn
 
-    from zoo.modules.multi_head_attention import MultiHeadAttention
+    from zoo.modules.multi_head_attention import ONE_QUERY_MIN_ROWS, MultiHeadAttention
 
+    assert (rows >= ONE_QUERY_MIN_ROWS[dtype]) == (rows == 200)  # both paths are covered
     torch.manual_seed(0)
     theirs, ours = nn.MultiheadAttention(16, 4, batch_first=True).eval(), MultiHeadAttention(16, 4)
     copy_attention(ours, theirs)
-    x, memory = torch.randn(3, 1, 16), torch.randn(3, 6, 16)
-    pad = torch.tensor([[False] * 6, [False] * 4 + [True] * 2, [True] + [False] * 5])
+    x, memory = torch.randn(rows, 1, 16), torch.randn(rows, 6, 16)
+    pad = torch.rand(rows, 6) < 0.3
+    pad[:, 0] = False  # every row sees a key
     expected, _ = theirs(x, memory, memory, key_padding_mask=pad, need_weights=False)
     ours = ours.to(dtype)
     out = ours(x.to(dtype), *ours.keys_values(memory.to(dtype)), key_pad_mask=pad)

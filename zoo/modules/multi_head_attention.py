@@ -8,6 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The fewest rows from which a decoding step attends with _attend_one_query: below them the fused kernel's one call
+# beats its seven small operators. Measured end to end on a 2-core AVX512-BF16 EPYC (BENCHMARKS.md, "Decoding, fourth
+# measurement"): in bf16 from 32 rows (greedy and beam gain), in fp32 (float32 and int8 models) only beam search's
+# hundreds of rows gain, greedy's 64 and fewer lost 1-4%.
+ONE_QUERY_MIN_ROWS = {torch.bfloat16: 32, torch.float32: 128}
+
 
 def future_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
     """(T, S) bool, True where a query may not look: query t sits at position S - T + t (earlier positions may
@@ -63,7 +69,9 @@ class MultiHeadAttention(nn.Module):
     def _attend(q, keys, values, key_pad_mask, causal: bool) -> torch.Tensor:
         """Scaled dot-product attention of q (B, H, T, D/H) over keys/values (B, H, S, D/H), masked."""
         T, S = q.shape[2], keys.shape[2]
-        if T == 1:  # a decoding step (one query: its own position is the newest key, so causal masks nothing)
+        if T == 1 and q.shape[0] >= ONE_QUERY_MIN_ROWS.get(
+            q.dtype, 32
+        ):  # a decoding step (causal masks nothing for one query)
             return MultiHeadAttention._attend_one_query(q, keys, values, key_pad_mask)
         if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
             return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
@@ -78,8 +86,8 @@ class MultiHeadAttention(nn.Module):
     @staticmethod
     def _attend_one_query(q, keys, values, key_pad_mask) -> torch.Tensor:
         """``_attend`` for one query per row, as two matrix products around an fp32 softmax. torch's CPU flash
-        kernel is built for many queries: for one it takes 3.7-5.4x as long in bf16 (1.3-2x in fp32) on the
-        shapes of a beam-5 step (BENCHMARKS.md, "One query per step")."""
+        kernel is built for many queries: for one it takes 3-5.8x as long in bf16 (1.3-1.6x in fp32) on the shapes
+        of a step of 64 to 320 rows (benchmarks/decoding_choices.py)."""
         scores = (q @ keys.transpose(-2, -1)).float() * keys.shape[-1] ** -0.5  # (B, H, 1, S)
         if key_pad_mask is not None:
             scores = scores.masked_fill(key_pad_mask[:, None, None, :], float("-inf"))
