@@ -69,9 +69,8 @@ class MultiHeadAttention(nn.Module):
     def _attend(q, keys, values, key_pad_mask, causal: bool) -> torch.Tensor:
         """Scaled dot-product attention of q (B, H, T, D/H) over keys/values (B, H, S, D/H), masked."""
         T, S = q.shape[2], keys.shape[2]
-        if T == 1 and q.shape[0] >= ONE_QUERY_MIN_ROWS.get(
-            q.dtype, 32
-        ):  # a decoding step (causal masks nothing for one query)
+        # A decoding step of one query per row: causal masks nothing (its own position is the newest key).
+        if T == 1 and q.shape[0] >= ONE_QUERY_MIN_ROWS.get(q.dtype, 32):
             return MultiHeadAttention._attend_one_query(q, keys, values, key_pad_mask)
         if causal and key_pad_mask is None and T == S:  # a whole sequence: the fused causal kernel
             return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
@@ -86,7 +85,7 @@ class MultiHeadAttention(nn.Module):
     @staticmethod
     def _attend_one_query(q, keys, values, key_pad_mask) -> torch.Tensor:
         """``_attend`` for one query per row, as two matrix products around an fp32 softmax. torch's CPU flash
-        kernel is built for many queries: for one it takes 3-5.8x as long in bf16 (1.3-1.6x in fp32) on the shapes
+        kernel is built for many queries: for one it takes 3-6x as long in bf16 (1.3-1.6x in fp32) on the shapes
         of a step of 64 to 320 rows (benchmarks/decoding_choices.py)."""
         scores = (q @ keys.transpose(-2, -1)).float() * keys.shape[-1] ** -0.5  # (B, H, 1, S)
         if key_pad_mask is not None:
