@@ -6,7 +6,10 @@ time (one sentence per request) to the shipped translator, greedy and beam 5. Ea
 process (`zoo api`, then `zoo api --no-batching`); the offline ceiling is `model.translate` in batches of 64
 sentences in this process, the median of three runs (before, between and after the two servers), in the
 compute type `zoo api` decodes in by default (bfloat16 on a CPU with native bf16, else float32:
-zoo/modules/compute_types.py).
+zoo/modules/compute_types.py). Each server row also says how busy the server's decode loop was (the share of the
+window it worked, from /health) and how many rows its steps held on average; and, greedy, the same engine without
+HTTP (``DecodeEngine`` in this process, ``zoo api``'s threads, clients that submit their next sentence when one is
+done) shows what the HTTP layer costs.
 
     python benchmarks/serve_load.py [--quick]
 """
@@ -20,14 +23,17 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import torch
 
 from datamodules.parallel_corpus import load_parallel
 from zoo import load_pretrained
 from zoo.modules.compute_types import decoding_copy, resolved_compute_type
+from zoo.serving.engine import DecodeEngine, Job
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "transformer-multi30k-en-fr"
@@ -67,16 +73,57 @@ async def load(url: str, sentences: list[str], clients: int, options: dict) -> d
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        before = (await http.get(f"{url}/health")).json()["engines"][MODEL]
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         seconds = time.perf_counter() - start
+        after = (await http.get(f"{url}/health")).json()["engines"][MODEL]
     q = statistics.quantiles(latencies, n=100)
+    steps = max(1, after["steps"] - before["steps"])
     return {
         "sentences_per_s": len(sentences) / seconds,
         "p50": statistics.median(latencies),
         "p95": q[94],
         "p99": q[98],
+        "busy": (after["busy_seconds"] - before["busy_seconds"]) / seconds,
+        "rows_per_step": (after["row_steps"] - before["row_steps"]) / steps,
         "answers": [answers[i] for i in range(len(sentences))],
+    }
+
+
+def without_http(sentences: list[str], clients: int) -> dict:
+    """The server's engine in this process, on `zoo api`'s threads, greedy: ``clients`` submitters, each sending
+    its next sentence from the engine's thread when its last one is done."""
+    model = decoding_copy(load_pretrained(MODEL), "default")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))  # as `zoo api` (zoo/cli/api.py)
+    engine, todo, done = DecodeEngine(model), list(sentences), threading.Event()
+    answered = []
+
+    def submit_next() -> None:
+        if todo:
+            job = Job([model.bos_id], {}, src=model.encode_sources([todo.pop()])[0].ids + [model.eos_id])
+            job.on_finished = finished
+            engine.submit(job)
+
+    def finished() -> None:
+        answered.append(True)
+        submit_next()
+        if len(answered) == len(sentences):
+            done.set()
+
+    try:
+        start = time.perf_counter()
+        for _ in range(clients):
+            submit_next()
+        done.wait()
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "sentences_per_s": len(sentences) / seconds,
+        "busy": engine.load.busy_seconds / seconds,
+        "rows_per_step": engine.load.row_steps / max(1, engine.load.steps),
     }
 
 
@@ -131,20 +178,28 @@ def main() -> None:
                 server.terminate()
                 server.wait()
             ceilings.append(offline(sentences, options)[0])  # after each server too: the machine's speed drifts
+        alone_32 = without_http(sentences, 32) if strategy == "greedy" else None
         ceiling = statistics.median(ceilings)
         print(
             f"\n{strategy}: {len(sentences)} sentences, offline translate {ceiling:.1f} sentences/s "
             f"(median of {', '.join(f'{c:.1f}' for c in ceilings)}: before, between and after the servers)"
         )
         print(
-            f"{'server':<14}{'clients':>8}{'sent/s':>9}{'of offline':>11}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}"
-            f"{'= offline':>10}"
+            f"{'server':<16}{'clients':>8}{'sent/s':>9}{'of offline':>11}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}"
+            f"{'= offline':>10}{'busy':>6}{'rows/step':>10}"
         )
         for (batching, clients), r in results.items():
             name = "batching" if batching else "one at a time"
             print(
-                f"{name:<14}{clients:>8}{r['sentences_per_s']:>9.1f}{r['sentences_per_s'] / ceiling:>10.0%}"
+                f"{name:<16}{clients:>8}{r['sentences_per_s']:>9.1f}{r['sentences_per_s'] / ceiling:>10.0%}"
                 f"{r['p50']:>8.3f}{r['p95']:>8.3f}{r['p99']:>8.3f}{r['equal']:>7}/{len(sentences)}"
+                f"{r['busy']:>6.0%}{r['rows_per_step']:>10.1f}"
+            )
+        if alone_32 is not None:
+            print(
+                f"{'engine, no HTTP':<16}{32:>8}{alone_32['sentences_per_s']:>9.1f}"
+                f"{alone_32['sentences_per_s'] / ceiling:>10.0%}{'':>34}{alone_32['busy']:>6.0%}"
+                f"{alone_32['rows_per_step']:>10.1f}"
             )
         at32, alone = results[True, 32], results[True, 1]
         summary[strategy] = {
@@ -153,7 +208,10 @@ def main() -> None:
             "share_of_offline_32": round(at32["sentences_per_s"] / ceiling, 3),
             "vs_no_batching_32": round(at32["sentences_per_s"] / results[False, 32]["sentences_per_s"], 2),
             "p95_32_over_p50_1": round(at32["p95"] / alone["p50"], 2),
+            "busy_32": round(at32["busy"], 3),
         }
+        if alone_32 is not None:
+            summary[strategy]["engine_without_http_32_per_s"] = round(alone_32["sentences_per_s"], 1)
         rows.append(summary[strategy])
     print(json.dumps(summary))
 

@@ -97,6 +97,9 @@ def test_concurrent_translations_equal_the_offline_ones(api_url):
     assert answers[: 3 * n] == offline_greedy * 3
     assert answers[3 * n : 4 * n] == offline_beam
     assert answers[4 * n :] == offline_sampled  # a seeded sample does not depend on what else was in the batch
+    load = httpx.get(f"{api_url}/health", headers={"x-api-key": KEY}).json()["engines"][TRANSLATOR]
+    assert load["most_rows"] > 1 and load["steps"] > 0 and load["busy_seconds"] > 0  # the requests shared batches
+    assert load["waiting"] == 0  # all answered: none left in the queue
 
 
 def test_a_list_of_texts_and_n_best(api_url):

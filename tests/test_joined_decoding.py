@@ -96,6 +96,6 @@ def test_the_engine_decodes_jobs_submitted_together_in_one_batch_and_each_as_alo
     ]
     for job in jobs:
         assert job.finished.wait(60) and job.error is None
-    assert engine.most_rows == len(sentences)  # all eight decoded together
+    assert engine.load.most_rows == len(sentences)  # all eight decoded together
     for job, sentence, o in zip(jobs, sentences, options):
         assert model.detokenize(torch.tensor(job.tokens)) == model.translate([sentence], **o)[0]

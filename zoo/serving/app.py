@@ -86,7 +86,9 @@ def build_app(
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": sorted(served)}
+        # the engines' load, for whoever watches the server (and benchmarks/serve_load.py)
+        engines = {name: {**vars(s.engine.load), "waiting": s.engine.waiting.qsize()} for name, s in served.items()}
+        return {"status": "ok", "models": sorted(served), "engines": engines}
 
     @app.get("/v1/models")
     async def list_models():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -84,7 +85,7 @@ class DecodeEngine:
         self.waiting: queue.Queue[Job] = queue.Queue(max_waiting)
         self.translator = hasattr(model, "source_batch")
         self._held = 0  # steps that the waiting jobs have been held back (see _admit)
-        self.most_rows = 0  # the largest batch decoded so far (benchmarks and tests read it)
+        self.load = EngineLoad()  # how busy the loop is, how full its batches (/health reports it)
         self._thread = threading.Thread(target=self._loop, name="zoo-decode", daemon=True)
         self._thread.start()
 
@@ -110,6 +111,7 @@ class DecodeEngine:
         rows = Rows()
         while True:
             admitted = self._admit(len(rows.jobs), block=not rows.jobs)
+            start = time.perf_counter()
             stepping = [job for job in admitted if job.decoding.strategy != "beam"]
             # a translator's new sources start as one batch (one encoder call); a language model's prompts,
             # of other lengths, one by one
@@ -130,6 +132,7 @@ class DecodeEngine:
                         if not job.finished.is_set():
                             fail(job, error)
                     rows = Rows()
+            self.load.add(time.perf_counter() - start, len(rows.jobs))
 
     def _admit(self, running: int, block: bool) -> list[Job]:
         room = (self.max_rows - running) if self.batching else (0 if running else 1)
@@ -227,7 +230,6 @@ class DecodeEngine:
         if not rows.jobs:
             rows.clear()
             return
-        self.most_rows = max(self.most_rows, len(rows.jobs))
         rows.log_probs, rows.state, _ = model.next_log_probs(inputs[:, None], state)
 
     def _choose(self, rows: Rows) -> torch.Tensor:
@@ -251,6 +253,24 @@ def fail(job: Job, error: Exception | None) -> None:
     if job.on_token is not None:
         job.on_token(None, True)
     job.finish()
+
+
+@dataclass
+class EngineLoad:
+    """Counters of the loop since start-up: the seconds it worked (not waiting for jobs), its steps, and the rows
+    they decoded (row_steps / steps: the mean batch)."""
+
+    busy_seconds: float = 0.0
+    steps: int = 0
+    row_steps: int = 0
+    running: int = 0  # rows in the batch now
+    most_rows: int = 0  # the largest batch so far
+
+    def add(self, seconds: float, rows: int) -> None:
+        self.busy_seconds += seconds
+        self.steps += rows > 0
+        self.row_steps += rows
+        self.running, self.most_rows = rows, max(self.most_rows, rows)
 
 
 @dataclass
