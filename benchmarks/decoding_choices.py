@@ -1,7 +1,8 @@
-"""Two choices in the decoding step, each against what it replaced, A/B in one process: attention for one query
-(zoo/modules/multi_head_attention.py's two matrix products around an fp32 softmax, for steps of at least
-ONE_QUERY_MIN_ROWS rows) against torch's fused `scaled_dot_product_attention`, and `torch.inference_mode`
-against `torch.no_grad` around `generate`.
+"""Three choices in the decoding step, each against what it replaced, A/B in one process: attention for one query
+(zoo/modules/multi_head_attention.py's two matrix products around an fp32 softmax, for steps of at least the rows
+the AVX512-BF16 EPYC chose, 32 in bf16 and 128 in fp32) against torch's fused `scaled_dot_product_attention`, `torch.inference_mode` against
+`torch.no_grad` around `generate`, and bf16 weights packed for oneDNN once (zoo/modules/packed_linear.py) against
+plain `F.linear` (which reorders them at every call; bfloat16 only, the others do not pack).
 
 First the attention alone on the shapes of a decoding step (rows = batch x beams, 4 heads of 64, S keys), then
 real translation of test_2016_flickr with the shipped translator (sorted by length into batches of 64, greedy
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 import zoo
 from datamodules.parallel_corpus import load_parallel
 from zoo.modules.compute_types import decoding_copy
-from zoo.modules.multi_head_attention import MultiHeadAttention
+from zoo.modules.multi_head_attention import ONE_QUERY_MIN_ROWS, MultiHeadAttention
+from zoo.modules.packed_linear import PackedLinear
 
 PRETRAINED = "transformer-multi30k-en-fr"
 BATCH = 64
@@ -39,13 +41,21 @@ def fused_kernel(q, keys, values, key_pad_mask):
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
 
 
+# The own path from the rows the AVX512-BF16 EPYC chose (on an AMX CPU zoo/ never takes it in bf16), against
+# the fused kernel at every size
+EPYC_MIN_ROWS = {torch.bfloat16: 32, torch.float32: 128}
+
+
 @contextlib.contextmanager
 def one_query_attention(variant: str):
+    chosen = dict(ONE_QUERY_MIN_ROWS)
+    ONE_QUERY_MIN_ROWS.update(EPYC_MIN_ROWS)
     MultiHeadAttention._attend_one_query = staticmethod(ONE_QUERY if variant == "one-query" else fused_kernel)
     try:
         yield
     finally:
         MultiHeadAttention._attend_one_query = staticmethod(ONE_QUERY)
+        ONE_QUERY_MIN_ROWS.update(chosen)
 
 
 @contextlib.contextmanager
@@ -60,9 +70,22 @@ def grad_mode(variant: str):
         torch.inference_mode = inference_mode
 
 
+PACKED = PackedLinear.forward
+
+
+@contextlib.contextmanager
+def weight_layout(variant: str):
+    PackedLinear.forward = PACKED if variant == "packed" else torch.nn.Linear.forward
+    try:
+        yield
+    finally:
+        PackedLinear.forward = PACKED
+
+
 CHOICES = {
     "attention": (("one-query", "fused kernel"), one_query_attention),
     "mode": (("inference_mode", "no_grad"), grad_mode),
+    "linear": (("packed", "plain"), weight_layout),
 }
 
 
@@ -136,6 +159,8 @@ def main() -> None:
         model = decoding_copy(base, compute_type)
         for decoding, options in decodings.items():
             for choice, ((new, old), _) in CHOICES.items():
+                if choice == "linear" and compute_type != "bfloat16":
+                    continue
                 speed = translation(model, batches, options, choice, rounds)
                 ratio = speed[new] / speed[old]
                 print(

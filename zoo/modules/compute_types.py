@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from zoo.modules.int8 import int8_copy
+from zoo.modules.packed_linear import pack_linears
 
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo's names
 COMPUTE_TYPES = ("default", "float32", "bfloat16", "int8")
@@ -85,5 +86,5 @@ def decoding_copy(model: nn.Module, compute_type: str) -> nn.Module:
         for module in bf16.modules():
             if isinstance(module, nn.RNNBase):  # no bf16 LSTM kernel on the CPU (zoo/modules/recurrent.py)
                 module.float()
-        return bf16
+        return pack_linears(bf16)  # oneDNN lays each weight out once (zoo/modules/packed_linear.py)
     return model

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.modules.compute_types import cpu_flags
+
 # The fewest rows from which a decoding step attends with _attend_one_query: below them the fused kernel's one call
 # beats its seven small operators. Measured end to end on a 2-core AVX512-BF16 EPYC (BENCHMARKS.md, "Decoding, fourth
 # measurement"): in bf16 from 32 rows (greedy and beam gain), in fp32 (float32 and int8 models) only beam search's
-# hundreds of rows gain, greedy's 64 and fewer lost 1-4%.
-ONE_QUERY_MIN_ROWS = {torch.bfloat16: 32, torch.float32: 128}
+# hundreds of rows gain, greedy's 64 and fewer lost 1-4%. On a CPU with AMX, oneDNN's bf16 batched products pay
+# tens of microseconds a call and the fused kernel won at every size (0.89x greedy, 0.95x beam end to end with the
+# own path: BENCHMARKS.md, "Packed bf16 weights"), so bf16 keeps the kernel there.
+ONE_QUERY_MIN_ROWS = {torch.bfloat16: math.inf if "amx_bf16" in cpu_flags() else 32, torch.float32: 128}
 
 
 def future_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
