@@ -6,9 +6,10 @@ thread of an AMX Xeon, 256 x 1024 at 24 rows took 58 us plain and 40 packed, the
 and 253 (BENCHMARKS.md, "Packed bf16 weights"). The products are the same kernel's, bit for bit.
 
 The packed copy is made on the first call that can use it (no gradient, bf16 on the CPU) and made again when the
-weight changes (another tensor, or its version counter moved: ``load_state_dict``, an in-place edit). Any other call (training,
-float32, another device) runs the ordinary ``F.linear``. The packed tensor is oneDNN's opaque kind, which cannot
-be saved or copied, so it lives outside the state dict and is dropped when the module is copied.
+weight changes (another tensor, or its version counter moved: ``load_state_dict``, an in-place edit). Any other
+call (training, float32, another device) runs the ordinary ``F.linear``. The packed tensor is oneDNN's opaque
+kind, which cannot be saved or copied, so it lives outside the state dict and is dropped when the module is
+copied.
 """
 
 from __future__ import annotations
