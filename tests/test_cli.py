@@ -143,3 +143,19 @@ def test_decoding_flags_come_from_the_one_declaration_of_the_options():
 def test_zoo_predict_is_not_offered_and_the_commands_that_use_a_model_are_named():
     code, message = zoo_here("predict", "--config", "x.yaml")
     assert code == 1 and "unknown command 'predict'" in message and "translate" in message and "generate" in message
+
+
+def test_zoo_cli_gives_onednn_room_for_its_kernels_unless_the_user_chose(monkeypatch, capsys):
+    import os
+
+    from zoo.cli.app import PRIMITIVE_CACHE, ZooCLI
+
+    variable, room = PRIMITIVE_CACHE
+    monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(SystemExit):
+        ZooCLI(["--help"])
+    assert os.environ[variable] == room
+    monkeypatch.setenv(variable, "512")
+    with pytest.raises(SystemExit):
+        ZooCLI(["--help"])
+    assert os.environ[variable] == "512"

@@ -92,8 +92,16 @@ LINKS = [  # DataModule attribute -> model argument
 ]
 
 
+# oneDNN keeps 1,024 compiled kernels by default, and bf16 training meets more matrix shapes than that (batches
+# of every length): the kernels were rebuilt, and 304 steps of the 25-minute Transformer took 212-248 s against
+# 192-206 with room for 16,384 (3 alternating runs each on an AMX Xeon, same peak memory; BENCHMARKS.md, "A lead:
+# oneDNN's primitive cache"). oneDNN reads the variable when it builds its first kernel; a user's value wins.
+PRIMITIVE_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
+
+
 class ZooCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, **kwargs):
+        os.environ.setdefault(*PRIMITIVE_CACHE)
         super().__init__(
             L.LightningModule,
             L.LightningDataModule,
