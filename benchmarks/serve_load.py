@@ -32,6 +32,7 @@ import torch
 
 from datamodules.parallel_corpus import load_parallel
 from zoo import load_pretrained
+from zoo.cli.api import default_threads
 from zoo.modules.compute_types import decoding_copy, resolved_compute_type
 from zoo.serving.engine import DecodeEngine, Job
 
@@ -96,7 +97,7 @@ def without_http(sentences: list[str], clients: int) -> dict:
     its next sentence from the engine's thread when its last one is done."""
     model = decoding_copy(load_pretrained(MODEL), "default")
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))  # as `zoo api` (zoo/cli/api.py)
+    torch.set_num_threads(default_threads())  # as `zoo api`
     engine, todo, done = DecodeEngine(model), list(sentences), threading.Event()
     answered = []
 

@@ -15,6 +15,13 @@ from zoo.modules.compute_types import decoding_copy
 KEY_VARIABLE = "ZOO_API_KEY"
 
 
+def default_threads() -> int:
+    """The decoders' compute threads unless --threads says: the cores less one (the one left serves HTTP)."""
+    import torch
+
+    return max(1, torch.get_num_threads() - 1)
+
+
 def api_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo api",
@@ -48,7 +55,7 @@ def api_main(argv: list[str]) -> None:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     import torch
 
-    threads = args.threads or max(1, torch.get_num_threads() - 1)
+    threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     import uvicorn
 
